@@ -1,0 +1,70 @@
+"""``dpiqa-edge``: the command line. One click group; each stage owns its commands in
+``dpiqa_edge/<stage>/commands.py`` (thin wrappers that parse options and call the stage), so the CLI
+shows the road and no command hides work of its own.
+
+Exit codes (DESIGN.md): 0 success; 1 some input fails the gate or cannot be read (each named);
+2 usage error, or a model/config that cannot be loaded. Errors are one line, never a traceback
+(``DPIQA_TRACEBACK=1`` shows it for debugging).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from . import __version__
+from .errors import DpiqaError
+
+EPILOG = """\b
+The road:  data synth -> teacher train -> teacher score -> distill -> prune -> export -> check / report
+Quick start:  dpiqa-edge demo          (the whole road on the embedded default set)
+"""
+
+
+class _Group(click.Group):
+    """Maps :class:`DpiqaError` to its exit code with a one-line message."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DpiqaError as exc:
+            if os.environ.get("DPIQA_TRACEBACK"):
+                raise
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.secho("interrupted: artifacts already written are intact; training resumes from its last checkpoint", err=True)
+            ctx.exit(130)
+
+    def list_commands(self, ctx):  # keep the order of the road, not alphabetical
+        return list(self.commands)
+
+
+@click.group(cls=_Group, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="dpiqa-edge")
+def main() -> None:
+    """DP-IQA from research to phones: blind image quality on 0-100 (higher = better)."""
+
+
+def _register() -> None:
+    # Imports are cheap: command modules import their stage (and torch) only inside the command body.
+    from .bench_commands import bench
+    from .data.commands import data
+    from .demo import demo
+    from .distill.commands import distill
+    from .export.commands import export
+    from .quantize.commands import prune
+    from .report.commands import report
+    from .runtime.commands import check
+    from .teacher.commands import teacher
+
+    for cmd in (data, teacher, distill, prune, export, check, report, bench, demo):
+        main.add_command(cmd)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
