@@ -1,0 +1,245 @@
+"""INT8 (W8A8) for ONNX: onnxruntime static quantization in QDQ format.
+
+The straight line ORT documents: ``quant_pre_process`` (shape inference + graph optimisation, so
+fused Conv+BN and known shapes quantize well) -> ``quantize_static`` with ``QuantFormat.QDQ``, int8
+per-channel weights and int8 activations calibrated on representative images -> the artifact carries
+QuantizeLinear/DequantizeLinear pairs around int8 initializers, which any ORT execution provider (and
+TensorRT / QNN / XNNPACK) fuses into integer kernels.
+
+Calibration methods: ``minmax`` (default; streams, so any number of images), ``entropy`` and
+``percentile`` (histograms). ORT's histogram calibrators keep every intermediate output of every image
+in memory until collection ends (130-260 MB per 512 px Lite0 image, ../shared/DATA.md), so they are
+collected in chunks (``chunk`` images at a time, merged into running histograms through ORT's
+``CalibStridedMinMax`` ranges) and capped at ``max_images``.
+
+The score head's last linear layer(s) stay float (``nodes_to_exclude``): they turn the quality map into
+the final score, hold few weights, and their rounding would move every score directly.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ExportError, InputError
+from ..io import atomic_path, dir_size
+from .calib import as_batches
+
+METHODS = ("minmax", "entropy", "percentile")
+HIST_MAX_IMAGES = 128  #: default cap for entropy / percentile (memory and time grow with every image)
+LINEAR_OPS = ("Gemm", "MatMul")
+
+
+class _Reader:
+    """``CalibrationDataReader`` over single-image batches, with the ranges ORT's chunking needs."""
+
+    def __init__(self, input_name: str, batches: list[np.ndarray], progress: bool):
+        self.input_name, self.batches = input_name, batches
+        self.start, self.end, self.pos = 0, len(batches), 0
+        self._bar = None
+        if progress:
+            from rich.progress import Progress
+
+            self._bar = Progress(transient=True)
+            self._task = self._bar.add_task("calibrating (onnxruntime)", total=len(batches))
+            self._bar.start()
+
+    def get_next(self):
+        if self.start + self.pos >= self.end:
+            return None
+        x = self.batches[self.start + self.pos]
+        self.pos += 1
+        if self._bar is not None:
+            self._bar.advance(self._task)
+        return {self.input_name: x}
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self.get_next()
+        if item is None:
+            raise StopIteration
+        return item
+
+    def __len__(self):
+        return len(self.batches)
+
+    def set_range(self, start_index: int, end_index: int):
+        self.start, self.end, self.pos = start_index, min(end_index, len(self.batches)), 0
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def score_head_nodes(model, output: str = "score", n_linear: int = 1) -> list[str]:
+    """Names of the nodes from the ``n_linear``-th last Gemm/MatMul before ``output`` to ``output``.
+
+    Walks the graph backwards from the score output (the first output when none is called
+    ``output``) and stops after ``n_linear`` linear nodes, so the returned nodes are exactly the tail
+    of the score head (its last FC layer(s) and the scaling after them), whatever the exporter named
+    them. ``n_linear=0`` returns nothing.
+    """
+    if n_linear <= 0:
+        return []
+    graph = model.graph
+    outputs = [o.name for o in graph.output]
+    target = output if output in outputs else outputs[0]
+    producer = {o: n for n in graph.node for o in n.output}
+    kept, seen, frontier, linears = [], set(), [target], 0
+    while frontier and linears < n_linear:
+        nxt = []
+        for tensor in frontier:
+            node = producer.get(tensor)
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            kept.append(node.name)
+            if node.op_type in LINEAR_OPS:
+                linears += 1
+                if linears >= n_linear:
+                    break
+            nxt.extend(node.input)
+        frontier = nxt
+    return [k for k in kept if k]
+
+
+def inspect_onnx_int8(path: str | os.PathLike) -> dict:
+    """What an ONNX file really holds: QDQ node counts and int8 / float initializer bytes."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    model = onnx.load(str(path))
+    ops = [n.op_type for n in model.graph.node]
+    int8_names, int8_bytes, float_bytes = set(), 0, 0
+    for init in model.graph.initializer:
+        nbytes = numpy_helper.to_array(init).nbytes
+        if init.data_type in (TensorProto.INT8, TensorProto.UINT8):
+            int8_names.add(init.name)
+            int8_bytes += nbytes
+        elif init.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16):
+            float_bytes += nbytes
+    dq_int8 = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in int8_names]
+    return {
+        "quantize_linear": ops.count("QuantizeLinear"),
+        "dequantize_linear": ops.count("DequantizeLinear"),
+        "int8_weight_dequantizers": len(dq_int8),
+        "int8_initializer_bytes": int8_bytes,
+        "float_initializer_bytes": float_bytes,
+        "file_bytes": dir_size(path),
+    }
+
+
+def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, calib: Sequence[np.ndarray],
+                  method: str = "minmax", per_channel: bool = True, keep_float: Sequence[str] | None = None,
+                  head_linears: int = 1, chunk: int = 16, max_images: int | None = None,
+                  progress: bool = True) -> dict:
+    """Quantize an fp32 ONNX model to INT8 QDQ; returns a JSON-ready summary for ``export.json``.
+
+    Args:
+        src_onnx: the fp32 model (D's ONNX export; its metadata_props are carried over, precision=int8).
+        dst_onnx: where the INT8 model goes (written atomically).
+        calib: calibration images, float32 ``(3,H,W)`` or ``(N,3,H,W)`` in the model's input range
+            (``calib.load_calibration``); calibrated one image at a time.
+        method: ``minmax`` (default, streams) | ``entropy`` | ``percentile`` (histograms; chunked, capped).
+        per_channel: per-output-channel weight scales (recommended for depthwise CNNs like Lite0).
+        keep_float: node-name patterns (fnmatch, e.g. ``"*head*"``) to leave in float. ``None``: the
+            tail of the score head found by :func:`score_head_nodes` with ``head_linears``.
+        head_linears: how many of the score head's last linear layers stay float when ``keep_float``
+            is ``None`` (1: the final score projection; 0: quantize everything).
+        chunk: images per histogram collection round for entropy/percentile (memory bound).
+        max_images: cap on calibration images (default: all for minmax, ``HIST_MAX_IMAGES`` otherwise).
+        progress: show a progress bar.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    # 1. Validate the request.
+    src_onnx, dst_onnx = Path(src_onnx), Path(dst_onnx)
+    if method not in METHODS:
+        raise InputError(f"int8 calibration method {method!r} unknown; valid: {', '.join(METHODS)}")
+    if not src_onnx.is_file():
+        raise InputError(f"{src_onnx}: ONNX model not found")
+    batches = as_batches(calib)
+    if max_images is None and method != "minmax":
+        max_images = HIST_MAX_IMAGES
+    if max_images is not None:
+        batches = batches[:max_images]
+    extra = {}
+    if method != "minmax" and len(batches) > chunk:
+        # ORT's strided collection needs the count to divide evenly: drop the remainder (< chunk images).
+        batches = batches[: len(batches) // chunk * chunk]
+        extra["CalibStridedMinMax"] = chunk
+
+    with tempfile.TemporaryDirectory(prefix="dpiqa-ortq-") as tmp:
+        # 2. ORT's pre-processing: symbolic/ONNX shape inference and graph optimisation.
+        pre = Path(tmp) / "pre.onnx"
+        try:
+            quant_pre_process(str(src_onnx), str(pre))
+        except Exception as exc:  # ORT raises many types; report one line naming the file
+            raise ExportError(f"{src_onnx}: onnxruntime quant_pre_process failed: {exc}") from None
+        model = onnx.load(str(pre))
+        input_name = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}][0]
+
+        # 3. What stays float: user patterns, else the score head's tail.
+        names = [n.name for n in model.graph.node]
+        if keep_float is None:
+            excluded = score_head_nodes(model, n_linear=head_linears)
+        else:
+            excluded = sorted({n for n in names for pat in keep_float if fnmatch.fnmatchcase(n, pat)})
+
+        # 4. Calibrate and quantize (QDQ, int8 weights per channel, int8 activations).
+        reader = _Reader(input_name, batches, progress)
+        calib_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                        "percentile": CalibrationMethod.Percentile}[method]
+        try:
+            with atomic_path(dst_onnx) as out:
+                quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
+                                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                                per_channel=per_channel, calibrate_method=calib_method,
+                                nodes_to_exclude=excluded, extra_options=extra)
+                _carry_metadata(src_onnx, out)
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise ExportError(f"{src_onnx}: onnxruntime quantize_static failed: {exc}") from None
+        finally:
+            reader.close()
+
+    # 5. Report what was made, from the artifact itself.
+    summary = inspect_onnx_int8(dst_onnx)
+    if summary["int8_weight_dequantizers"] == 0:
+        raise ExportError(f"{dst_onnx}: quantization produced no int8 weights (nothing quantizable?)")
+    return {
+        "tool": "onnxruntime.quantization.quantize_static",
+        "format": "QDQ",
+        "weights": "int8 per-channel" if per_channel else "int8 per-tensor",
+        "activations": "int8",
+        "method": method,
+        "calibration_images": len(batches),
+        "kept_float": excluded,
+        "fp32_bytes": dir_size(src_onnx),
+        "int8_bytes": summary["file_bytes"],
+        "size_ratio": summary["file_bytes"] / max(1, dir_size(src_onnx)),
+        "artifact": summary,
+    }
+
+
+def _carry_metadata(src: Path, dst: Path) -> None:
+    """Copy the source's metadata_props (DESIGN: every artifact carries its own metadata), precision=int8."""
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
+    if not meta:
+        return
+    meta["precision"] = "int8"
+    model = onnx.load(str(dst))
+    del model.metadata_props[:]
+    for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.save(model, str(dst))

@@ -1,0 +1,231 @@
+"""INT8 (W8A8) for OpenVINO: NNCF post-training quantization of the OpenVINO IR.
+
+``nncf.quantize`` inserts FakeQuantize operations calibrated on representative images (symmetric
+"performance" preset, fast bias correction); saving the IR folds the weight FakeQuantizes into int8
+constants, so the ``.bin`` shrinks about 4x and the CPU plugin runs integer (VNNI/AMX) kernels.
+
+With ``max_srcc_drop`` (``--max-srcc-drop``), ``nncf.quantize_with_accuracy_control`` is used instead:
+it quantizes, measures the model with *our* metric - SRCC against MOS on a held-out val subset - and
+reverts the layers that hurt ranking most to float until the drop is within budget (or it reports
+that it cannot). SRCC is a whole-set metric (one image has no rank correlation), so the validation
+function hands NNCF each image's score as its "output" and NNCF ranks layers by how much those move.
+
+The score head's last linear layer(s) stay float (NNCF ``IgnoredScope``) and are listed in the result.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ExportError, InputError
+from ..io import atomic_path, dir_size
+from .calib import as_batches
+
+SCORE_OUTPUT = "score"
+
+
+def _score_port(model_or_compiled):
+    """The score output of an OpenVINO model: the output named ``score``, else the first output."""
+    for port in model_or_compiled.outputs:
+        if SCORE_OUTPUT in port.get_names():
+            return port
+    return model_or_compiled.outputs[0]
+
+
+def score_head_ops(model, n_linear: int = 1) -> list[str]:
+    """Friendly names of the ops from the ``n_linear``-th last MatMul before the score output onwards.
+
+    Walks back from the score ``Result``; Constants, Converts and Parameters are skipped (they are not
+    quantizable ops). ``n_linear=0`` returns nothing.
+    """
+    if n_linear <= 0:
+        return []
+    skip = {"Constant", "Convert", "Parameter", "Result"}
+    start = _score_port(model).get_node()
+    names, seen, frontier, linears = [], set(), [start], 0
+    while frontier and linears < n_linear:
+        nxt = []
+        for node in frontier:
+            if node.get_friendly_name() in seen:
+                continue
+            seen.add(node.get_friendly_name())
+            if node.get_type_name() not in skip:
+                names.append(node.get_friendly_name())
+            if node.get_type_name() == "MatMul":
+                linears += 1
+                if linears >= n_linear:
+                    break
+            nxt.extend(inp.get_source_output().get_node() for inp in node.inputs())
+        frontier = nxt
+    return names
+
+
+def inspect_openvino_int8(xml: str | os.PathLike) -> dict:
+    """What a saved IR really holds: FakeQuantize count, int8/uint8 constants and their bytes."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(xml))
+    fq, int8_consts, int8_bytes, float_bytes = 0, 0, 0, 0
+    for op in model.get_ops():
+        kind = op.get_type_name()
+        if kind == "FakeQuantize":
+            fq += 1
+        elif kind == "Constant":
+            et = op.get_output_element_type(0).get_type_name()
+            n = int(np.prod(list(op.get_output_shape(0)))) if len(op.get_output_shape(0)) else 1
+            if et in ("i8", "u8"):
+                int8_consts += 1
+                int8_bytes += n
+            elif et in ("f32", "f16", "bf16"):
+                float_bytes += n * (4 if et == "f32" else 2)
+    xml = Path(xml)
+    return {"fake_quantize": fq, "int8_constants": int8_consts, "int8_constant_bytes": int8_bytes,
+            "float_constant_bytes": float_bytes, "file_bytes": dir_size(xml) + dir_size(xml.with_suffix(".bin"))}
+
+
+def _srcc_validation_fn(compiled, data) -> tuple[float, list]:
+    """NNCF validation function: SRCC(score vs MOS) over ``data`` items ``(image batch, mos)``."""
+    from ..metrics import srcc
+
+    port = _score_port(compiled)
+    scores, mos, outputs = [], [], []
+    for x, m in data:
+        s = float(np.asarray(compiled(x)[port]).ravel()[0])
+        scores.append(s)
+        mos.append(m)
+        outputs.append([np.array([s], dtype=np.float32)])
+    value = float(srcc(scores, mos)) if len(scores) >= 3 else float("nan")
+    # NaN (one image: NNCF probes with a single item) is reported as 0 so NNCF treats it as a metric
+    # value; the per-image outputs make NNCF rank layers by output change, not by a per-image metric.
+    return (value if math.isfinite(value) else 0.0), outputs
+
+
+def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, calib: Sequence[np.ndarray],
+                      val: tuple[Sequence[np.ndarray], Sequence[float]] | None = None,
+                      max_srcc_drop: float | None = None, ignored_scope: Sequence[str] | None = None,
+                      head_linears: int = 1, preset: str = "performance", max_iterations: int = 5) -> dict:
+    """Quantize an fp32 OpenVINO IR to INT8 with NNCF; returns a JSON-ready summary for ``export.json``.
+
+    Args:
+        src_xml: the fp32 IR (``.xml`` with its ``.bin`` beside it).
+        dst_xml: where the INT8 IR goes (``.xml`` + ``.bin``, written atomically, weights not fp16-compressed).
+        calib: calibration images, float32 ``(3,H,W)`` or ``(N,3,H,W)`` (``calib.load_calibration``).
+        val: ``(images, mos)`` held-out val subset (never test) - needed with ``max_srcc_drop``.
+        max_srcc_drop: SRCC budget; given, NNCF's accuracy-controlled quantization keeps the drop
+            within it by reverting the most harmful layers to float.
+        ignored_scope: op-name regex patterns to keep float. ``None``: the score head's tail
+            (:func:`score_head_ops` with ``head_linears``).
+        head_linears: how many of the score head's last linear layers stay float when
+            ``ignored_scope`` is ``None`` (1: the final score projection; 0: quantize everything).
+        preset: ``performance`` (symmetric, fastest on CPU) or ``mixed`` (asymmetric activations).
+        max_iterations: accuracy control's limit on layer-reverting rounds.
+    """
+    import nncf
+    import openvino as ov
+
+    # 1. Load the model and the data.
+    src_xml, dst_xml = Path(src_xml), Path(dst_xml)
+    if not src_xml.is_file():
+        raise InputError(f"{src_xml}: OpenVINO IR not found")
+    if max_srcc_drop is not None and (val is None or len(val[0]) < 3):
+        raise InputError("quantize_openvino: --max-srcc-drop needs a labelled val subset of at least 3 images")
+    model = ov.Core().read_model(str(src_xml))
+    batches = as_batches(calib)
+    calibration = nncf.Dataset(batches)
+
+    # 2. What stays float.
+    if ignored_scope is None:
+        kept = score_head_ops(model, head_linears)
+        scope = nncf.IgnoredScope(names=kept, validate=False) if kept else None
+    else:
+        kept = list(ignored_scope)
+        scope = nncf.IgnoredScope(patterns=kept, validate=False) if kept else None
+    preset_enum = {"performance": nncf.QuantizationPreset.PERFORMANCE,
+                   "mixed": nncf.QuantizationPreset.MIXED}[preset]
+
+    # 3. Quantize (plain PTQ, or accuracy-controlled on SRCC).
+    reverted: list[str] = []
+    try:
+        if max_srcc_drop is None:
+            quantized = nncf.quantize(model, calibration, preset=preset_enum, subset_size=len(batches),
+                                      ignored_scope=scope)
+        else:
+            from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+            items = [(x, float(m)) for x, m in zip(as_batches(val[0]), val[1])]
+            validation = nncf.Dataset(items, lambda item: item[0])
+            quantized = nncf.quantize_with_accuracy_control(
+                model, calibration, validation, _srcc_validation_fn, max_drop=max_srcc_drop,
+                drop_type=nncf.DropType.ABSOLUTE, preset=preset_enum, subset_size=len(batches),
+                ignored_scope=scope,
+                advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                    max_num_iterations=max_iterations, ranking_subset_size=len(items)))
+            reverted = _float_ops_reverted(model, quantized, kept)
+    except nncf.ValidationError as exc:
+        raise ExportError(f"{src_xml}: NNCF quantization failed: {exc}") from None
+
+    # 4. Save (int8 weight constants; float weights kept f32 so "kept float" means float32).
+    _mark_precision(quantized)
+    with atomic_path(dst_xml) as tmp_xml:
+        ov.save_model(quantized, str(tmp_xml), compress_to_fp16=False)
+        # OpenVINO reads <stem>.bin beside the .xml (no name inside it): move the weights first, then
+        # atomic_path renames the .xml, so a reader never sees the new .xml with the old .bin.
+        os.replace(tmp_xml.with_suffix(".bin"), dst_xml.with_suffix(".bin"))
+
+    # 5. Report from the artifact itself.
+    summary = inspect_openvino_int8(dst_xml)
+    if summary["fake_quantize"] == 0:
+        raise ExportError(f"{dst_xml}: NNCF produced no FakeQuantize ops (nothing quantizable?)")
+    fp32_bytes = dir_size(src_xml) + dir_size(src_xml.with_suffix(".bin"))
+    return {
+        "tool": "nncf.quantize_with_accuracy_control" if max_srcc_drop is not None else "nncf.quantize",
+        "format": "OpenVINO IR with FakeQuantize",
+        "weights": "int8 per-channel", "activations": "int8", "preset": preset,
+        "calibration_images": len(batches),
+        "kept_float": kept, "reverted_to_float": reverted,
+        "max_srcc_drop": max_srcc_drop,
+        "fp32_bytes": fp32_bytes, "int8_bytes": summary["file_bytes"],
+        "size_ratio": summary["file_bytes"] / max(1, fp32_bytes),
+        "artifact": summary,
+    }
+
+
+def _float_ops_reverted(original, quantized, kept: list[str]) -> list[str]:
+    """Conv/MatMul ops that have no FakeQuantize on their inputs after accuracy control (minus ``kept``)."""
+    quantizable = {"Convolution", "GroupConvolution", "MatMul"}
+    names = []
+    for op in quantized.get_ops():
+        if op.get_type_name() not in quantizable or op.get_friendly_name() in kept:
+            continue
+        srcs = [inp.get_source_output().get_node().get_type_name() for inp in op.inputs()]
+        if "FakeQuantize" not in srcs and not any(_has_fq_upstream(inp) for inp in op.inputs()):
+            names.append(op.get_friendly_name())
+    return names
+
+
+def _has_fq_upstream(inp, depth: int = 3) -> bool:
+    # Weight paths after compression read Constant(i8) -> Convert -> Subtract/Multiply; a few hops suffice.
+    node = inp.get_source_output().get_node()
+    for _ in range(depth):
+        kind = node.get_type_name()
+        if kind == "FakeQuantize":
+            return True
+        if kind == "Constant":
+            return node.get_output_element_type(0).get_type_name() in ("i8", "u8")
+        if not node.inputs():
+            return False
+        node = node.inputs()[0].get_source_output().get_node()
+    return False
+
+
+def _mark_precision(model) -> None:
+    """Where the export stored ``precision`` in rt_info, set it to int8 (the artifact describes itself)."""
+    for path in (["precision"], ["dpiqa_edge", "precision"], ["model_info", "precision"]):
+        if model.has_rt_info(path):
+            model.set_rt_info("int8", path)
+
