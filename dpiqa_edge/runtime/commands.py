@@ -2,17 +2,107 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 import click
 
-from ..errors import StageNotBuiltError
+from ..errors import ConfigError
+
+EPILOG = """\b
+Examples:
+  dpiqa-edge check --model exports/lite0-onnx-fp32 photo.jpg holiday/
+  dpiqa-edge check --model model.onnx --json clip.mp4 > scores.jsonl
+  dpiqa-edge check --model exports/lite0-openvino-int8 --camera 0 --frames 300
+\b
+Still images: keep when score >= threshold. Videos and cameras: the camera gate (smoothed score,
+hysteresis band, --min-stable agreeing frames; obvious exposure/blur failures named without the model).
+Exit codes: 0 every input kept; 1 some input is retake or cannot be read (each named, the run goes on);
+2 usage error or the model cannot be loaded.
+"""
 
 
-@click.command()
-@click.option("--model", "artifact", required=True, type=click.Path())
-@click.argument("inputs", nargs=-1)
-@click.option("--camera", type=int)
-@click.option("--threshold", type=float)
-@click.option("--json", "as_json", is_flag=True)
-def check(**kwargs) -> None:
-    """Check image quality with an exported model."""
-    raise StageNotBuiltError("check: stage not built yet")
+@click.command(epilog=EPILOG)
+@click.option("--model", "artifact", required=True, type=click.Path(), help="Artifact file (.onnx, .xml, .mlpackage) or its export folder.")
+@click.argument("inputs", nargs=-1, type=click.Path())
+@click.option("--camera", type=int, help="Also read frames from camera device N (OpenCV index).")
+@click.option("--frames", "max_frames", type=click.IntRange(min=1), help="Stop each video/camera after N frames (camera default: until Ctrl-C).")
+@click.option("--threshold", type=click.FloatRange(0, 100), help="Gate threshold on 0-100 [default: the artifact's calibrated gate_threshold].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per image/frame on stdout: input, frame, score, verdict, reason.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Images per inference call (1 for fixed-batch artifacts).")
+@click.option("--threads", type=click.IntRange(min=1), help="Inference threads [default: the backend's].")
+@click.option("--recursive/--no-recursive", default=True, show_default=True, help="Walk sub-folders of folder inputs.")
+@click.option("--min-stable", type=click.IntRange(min=1), default=5, show_default=True, help="Frames that must agree before the gate's verdict changes.")
+@click.option("--hysteresis", type=click.FloatRange(min=0), default=2.5, show_default=True, help="Half-width of the dead band around the threshold (score points).")
+def check(artifact, inputs, camera, max_frames, threshold, as_json, batch_size, threads, recursive, min_stable, hysteresis) -> None:
+    """Check image quality with an exported model: 0-100 per image or frame, keep or retake."""
+    from .checker import check_sources, segments, summarise
+    from .scorer import QualityScorer
+    from .sources import Source, expand_inputs
+
+    # 1. inputs and model (usage and load errors exit 2 before any work)
+    if not inputs and camera is None:
+        raise click.UsageError("give at least one image, folder or video, or --camera N")
+    sources = expand_inputs(inputs, recursive=recursive)
+    if camera is not None:
+        sources.append(Source("camera", f"camera:{camera}", index=camera))
+    scorer = QualityScorer(artifact, threads=threads, batch_size=batch_size)
+    if threshold is None:
+        threshold = scorer.gate_threshold
+    if threshold is None:
+        raise ConfigError(f"{artifact}: metadata has no gate_threshold; pass --threshold")
+    gate_options = {"min_stable": min_stable, "hysteresis": hysteresis}
+
+    # 2. score, with a progress bar on stderr when it is a terminal
+    progress = _progress(sources, max_frames, enabled=sys.stderr.isatty())
+    records = []
+    with progress as bar:
+        task = bar.add_task("checking", total=_total(sources, max_frames))
+        stream = check_sources(scorer, sources, threshold=threshold, gate_options=gate_options, batch_size=batch_size,
+                               max_frames=max_frames, advance=lambda n: bar.advance(task, n))
+        try:
+            for rec in stream:
+                records.append(rec)
+                if as_json:
+                    click.echo(json.dumps(rec))
+        except KeyboardInterrupt:  # a camera runs until Ctrl-C: report what was seen
+            stream.close()
+            click.echo("interrupted: summarising the frames seen so far", err=True)
+
+    # 3. report and exit code
+    summary = summarise(records)
+    if not as_json:
+        _print_table(list(segments(records)), scorer, threshold, summary)
+    click.get_current_context().exit(summary["exit_code"])
+
+
+def _total(sources, max_frames) -> int | None:
+    if any(s.kind != "image" for s in sources):
+        return None if max_frames is None else sum(1 if s.kind == "image" else max_frames for s in sources)
+    return len(sources)
+
+
+def _progress(sources, max_frames, *, enabled: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    busy = len(sources) > 1 or any(s.kind != "image" for s in sources)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), disable=not (enabled and busy), transient=True)
+
+
+def _print_table(rows, scorer, threshold, summary) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    style = {"keep": "green", "retake": "yellow", "error": "red", "wait": "dim"}
+    table = Table(title=f"{scorer.name} {scorer.precision} - threshold {threshold:g} (0-100, higher = better)")
+    for col, kw in (("input", {}), ("score", {"justify": "right"}), ("verdict", {}), ("reason", {"overflow": "fold"})):
+        table.add_column(col, **kw)
+    for r in rows:
+        score = "" if r["score"] is None else f"{r['score']:.1f}"
+        table.add_row(r["label"], score, f"[{style.get(r['verdict'], '')}]{r['verdict']}[/]", r["reason"])
+    console = Console()
+    console.print(table)
+    counts = ", ".join(f"{n} {v}" for v, n in sorted(summary["counts"].items()))
+    console.print(f"{counts or 'nothing checked'}; exit {summary['exit_code']}")

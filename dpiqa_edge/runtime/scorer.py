@@ -1,0 +1,163 @@
+"""``QualityScorer``: any exported artifact -> quality on 0-100 for paths, PIL images, camera frames.
+
+One path from artifact to score (ARCHITECTURE.md): the artifact is opened by
+``runtime.backends.load_backend`` and its own metadata says how to preprocess (``Preprocess.from_dict``),
+so the device cannot disagree with the export about resizing. No torch anywhere on this path.
+
+Thread safety: the scorer holds only immutable state (a frozen ``Preprocess``, numbers read from the
+metadata) and the backend. onnxruntime's ``InferenceSession.run`` is documented thread-safe; a backend
+that is not (``backend.thread_safe is False``) is serialised with a lock here, so several threads may
+share one scorer and get exactly the serial scores (tests/test_runtime_scorer.py checks 8 threads).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import ModelLoadError
+from .image import ImageInput
+from .preprocess import Preprocess
+
+
+def _load_backend(artifact: Any, **kwargs: Any) -> Any:
+    """The one loader (runtime.backends, engineer D's); a seam the tests can replace before it lands."""
+    from .backends import load_backend
+
+    return load_backend(artifact, **kwargs)
+
+
+def read_metadata_value(meta: dict[str, Any], key: str, default: Any = None) -> Any:
+    """A metadata value as a Python object: ONNX metadata_props and rt_info store strings, so JSON text
+    is parsed (``"true"`` -> True, ``"62.5"`` -> 62.5, ``'{"size": ...}'`` -> dict); other strings stay."""
+    value = meta.get(key, default)
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def parse_score_range(value: Any) -> tuple[float, float]:
+    """``"0,100"`` / ``[0, 100]`` -> (0.0, 100.0)."""
+    try:
+        parts = value.split(",") if isinstance(value, str) else list(value)
+        lo, hi = (float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ModelLoadError(f"metadata score_range {value!r} is not 'lo,hi'") from None
+    return lo, hi
+
+
+class QualityScorer:
+    """Scores images with one exported artifact.
+
+    Args:
+        artifact: an artifact file (``.onnx``, OpenVINO ``.xml``, ``.mlpackage``) or the export folder
+            holding it with ``export.json``. Ignored when ``backend`` is given.
+        backend: an already loaded backend (``load_backend``'s result) to wrap instead of loading
+            ``artifact``; lets a benchmark or test share one loaded model.
+        threads: intra-op threads for the backend (None: the backend's default).
+        precision_hint: passed to the loader (e.g. OpenVINO ``"f32"`` to pin f32 instead of bf16 on AMX).
+        batch_size: largest batch sent to the backend at once (1 when the artifact has a fixed batch).
+    """
+
+    def __init__(
+        self,
+        artifact: Any = None,
+        backend: Any = None,
+        threads: int | None = None,
+        precision_hint: str | None = None,
+        batch_size: int = 8,
+    ):
+        if backend is None:
+            if artifact is None:
+                raise ModelLoadError("QualityScorer: give an artifact path or a loaded backend")
+            backend = _load_backend(artifact, precision_hint=precision_hint, threads=threads)
+        self.backend = backend
+        self.artifact = artifact
+        meta = dict(getattr(backend, "metadata", None) or {})
+        self.metadata = meta
+        # 1. preprocessing: the artifact's own, never a default guessed here
+        pre = read_metadata_value(meta, "preprocessing")
+        if not isinstance(pre, dict):
+            raise ModelLoadError(f"{artifact}: metadata has no 'preprocessing' (size, resize, resample)")
+        self.preprocess = Preprocess.from_dict(pre)
+        # 2. how to feed and read the model
+        self.raw_input = bool(read_metadata_value(meta, "raw_input", False))
+        self.score_range = parse_score_range(read_metadata_value(meta, "score_range", "0,100"))
+        if read_metadata_value(meta, "higher_is_better", True) is not True:
+            raise ModelLoadError(f"{artifact}: metadata says higher_is_better is not true; dpiqa-edge scores are higher = better")
+        threshold = read_metadata_value(meta, "gate_threshold")
+        self.gate_threshold = float(threshold) if isinstance(threshold, (int, float)) else None
+        self.batch_size = max(1, int(batch_size)) if getattr(backend, "dynamic_batch", False) else 1
+        # 3. a lock only for a backend that says it is not safe to call from several threads
+        self._lock = threading.Lock() if getattr(backend, "thread_safe", True) is False else None
+
+    # -- description ------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(getattr(self.backend, "name", "?"))
+
+    @property
+    def precision(self) -> str:
+        return str(getattr(self.backend, "precision", "?"))
+
+    def __repr__(self) -> str:
+        h, w = self.preprocess.size
+        return f"QualityScorer({self.artifact!s}, backend={self.name}, precision={self.precision}, input={h}x{w})"
+
+    # -- preprocessing ----------------------------------------------------------------------------
+    def prepare(self, src: ImageInput, *, bgr: bool = False) -> np.ndarray:
+        """One input -> the model's per-image tensor (float32 3xHxW, or uint8 HxWx3 for raw-input artifacts).
+        Raises ImageDecodeError (one line, naming the input) for anything undecodable."""
+        if self.raw_input:
+            return self.preprocess.raw(src, bgr=bgr)
+        return self.preprocess(src, bgr=bgr)
+
+    # -- inference --------------------------------------------------------------------------------
+    def run_prepared(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A stacked batch of ``prepare`` outputs -> (scores (N,), quality maps (N, 8, m, m)), in chunks
+        of ``batch_size``. Scores are float64 so callers compare them exactly across threads."""
+        if x.ndim != 4 or x.shape[0] == 0:
+            raise ValueError(f"expected a non-empty 4-d batch, got shape {x.shape}")
+        scores, maps = [], []
+        for i in range(0, x.shape[0], self.batch_size):
+            chunk = np.ascontiguousarray(x[i : i + self.batch_size])
+            if self._lock is not None:
+                with self._lock:
+                    s, q = self.backend.run(chunk)
+            else:
+                s, q = self.backend.run(chunk)
+            scores.append(np.asarray(s, dtype=np.float64).reshape(-1))
+            maps.append(np.asarray(q))
+        out = np.concatenate(scores)
+        if not np.isfinite(out).all():
+            # A model that emits NaN is broken (or its precision overflowed): never report NaN as a score.
+            raise ModelLoadError(f"{self.artifact}: the model produced a non-finite score ({self.name} {self.precision})")
+        return out, np.concatenate(maps)
+
+    def score(self, src: ImageInput, *, bgr: bool = False) -> float:
+        """Quality of one image (path, bytes, PIL image, HxWx3 uint8 frame) on 0-100."""
+        return float(self.run_prepared(self.prepare(src, bgr=bgr)[None])[0][0])
+
+    def score_batch(self, srcs: Iterable[ImageInput] | np.ndarray, *, bgr: bool = False) -> np.ndarray:
+        """Qualities of several images; a 4-d uint8 array is taken as N frames (N x H x W x 3)."""
+        items: Sequence[Any] = list(srcs) if not isinstance(srcs, np.ndarray) else [f for f in srcs]
+        if not items:
+            return np.zeros(0, dtype=np.float64)
+        return self.run_prepared(np.stack([self.prepare(s, bgr=bgr) for s in items]))[0]
+
+    def score_with_map(self, src: ImageInput, *, bgr: bool = False) -> tuple[float, np.ndarray]:
+        """Quality and the 8 x m x m quality map (where in the image the model sees problems)."""
+        s, q = self.run_prepared(self.prepare(src, bgr=bgr)[None])
+        return float(s[0]), q[0]
+
+    def __call__(self, src: Any, *, bgr: bool = False):
+        """``scorer(x)``: a float for one input, an array for a list (or a 4-d frame stack)."""
+        if isinstance(src, (list, tuple)) or (isinstance(src, np.ndarray) and src.ndim == 4):
+            return self.score_batch(src, bgr=bgr)
+        return self.score(src, bgr=bgr)
