@@ -102,3 +102,12 @@ def as_batches(calib: Sequence[np.ndarray]) -> list[np.ndarray]:
     if not out:
         raise InputError("calibration set is empty")
     return [np.ascontiguousarray(x) for x in out]
+
+
+def to_raw(batch: np.ndarray) -> np.ndarray:
+    """float32 ``(1,3,H,W)`` in 0..1 -> uint8 ``(1,H,W,3)``: the input of ``--raw-input`` artifacts.
+
+    Exact for the shared preprocessing's output (multiples of 1/255), so a raw-input model is
+    calibrated on the very pixels it will see.
+    """
+    return np.ascontiguousarray(np.clip(np.rint(batch * 255.0), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1))

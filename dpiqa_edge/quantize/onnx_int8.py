@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import ExportError, InputError
 from ..io import atomic_path, dir_size
-from .calib import as_batches
+from .calib import as_batches, to_raw
 
 METHODS = ("minmax", "entropy", "percentile")
 HIST_MAX_IMAGES = 128  #: default cap for entropy / percentile (memory and time grow with every image)
@@ -186,7 +186,10 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
         except Exception as exc:  # ORT raises many types; report one line naming the file
             raise ExportError(f"{src_onnx}: onnxruntime quant_pre_process failed: {exc}") from None
         model = onnx.load(str(pre))
-        input_name = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}][0]
+        inits = {t.name for t in model.graph.initializer}
+        graph_input = [i for i in model.graph.input if i.name not in inits][0]
+        if graph_input.type.tensor_type.elem_type == onnx.TensorProto.UINT8:  # a --raw-input artifact
+            batches = [to_raw(b) for b in batches]
 
         # 3. What stays float: user patterns, else the score head's tail.
         names = [n.name for n in model.graph.node]
@@ -196,7 +199,7 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
             excluded = sorted({n for n in names for pat in keep_float if fnmatch.fnmatchcase(n, pat)})
 
         # 4. Calibrate and quantize (QDQ, int8 weights per channel, int8 activations).
-        reader = _Reader(input_name, batches, progress)
+        reader = _Reader(graph_input.name, batches, progress)
         calib_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                         "percentile": CalibrationMethod.Percentile}[method]
         try:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ExportError, InputError
 from ..io import atomic_path, dir_size
-from .calib import as_batches
+from .calib import as_batches, to_raw
 
 SCORE_OUTPUT = "score"
 
@@ -136,6 +136,9 @@ def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, ca
         raise InputError("quantize_openvino: --max-srcc-drop needs a labelled val subset of at least 3 images")
     model = ov.Core().read_model(str(src_xml))
     batches = as_batches(calib)
+    raw = model.inputs[0].get_element_type().get_type_name() == "u8"  # a --raw-input artifact
+    if raw:
+        batches = [to_raw(b) for b in batches]
     calibration = nncf.Dataset(batches)
 
     # 2. What stays float.
@@ -157,7 +160,7 @@ def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, ca
         else:
             from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
-            items = [(x, float(m)) for x, m in zip(as_batches(val[0]), val[1])]
+            items = [(to_raw(x) if raw else x, float(m)) for x, m in zip(as_batches(val[0]), val[1])]
             validation = nncf.Dataset(items, lambda item: item[0])
             quantized = nncf.quantize_with_accuracy_control(
                 model, calibration, validation, _srcc_validation_fn, max_drop=max_srcc_drop,

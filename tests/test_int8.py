@@ -1,0 +1,199 @@
+"""INT8 through each target's own tool: the artifacts are opened and checked for real int8 weights.
+
+A tiny stand-in student (the model contract: 0..1 NCHW in -> (score 0-100, 8-channel quality map))
+is exported with torch.onnx / converted with OpenVINO, quantized, then inspected: QDQ nodes over int8
+initializers (ONNX), FakeQuantize + int8 constants (OpenVINO), the score head's last layer left float,
+and outputs close to the float model's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+
+from dpiqa_edge.quantize.calib import as_batches, calibration_paths, load_calibration  # noqa: E402
+
+SIZE = 32
+
+
+class TinyStudent(torch.nn.Module):
+    """Stand-in with a student's structure: conv stem, depthwise block, 8-channel map, MLP score head."""
+
+    def __init__(self, width: int = 16, map_size: int = 4):
+        super().__init__()
+        nn = torch.nn
+        self.map_size = map_size
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU6())
+        self.dw = nn.Sequential(nn.Conv2d(width, width, 3, 1, 1, groups=width, bias=False), nn.BatchNorm2d(width),
+                                nn.ReLU6(), nn.Conv2d(width, width, 1, bias=False), nn.BatchNorm2d(width))
+        self.down = nn.Sequential(nn.Conv2d(width, 2 * width, 3, 2, 1, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU6())
+        self.to_map = nn.Conv2d(2 * width, 8, 1)
+        self.head = nn.Sequential(nn.Linear(8 * map_size ** 2, 32), nn.ReLU(), nn.Linear(32, 1))
+
+    def forward(self, x):
+        h = self.stem(x)
+        h = self.down(h + self.dw(h))
+        q = torch.nn.functional.adaptive_avg_pool2d(torch.relu(self.to_map(h)), self.map_size)
+        return torch.sigmoid(self.head(q.flatten(1)).squeeze(1)) * 100, q
+
+
+@pytest.fixture(scope="module")
+def images():
+    # Smooth random images with varied brightness/contrast, so activations span realistic ranges.
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(24):
+        base = rng.random((3, 8, 8)).astype(np.float32)
+        img = np.kron(base, np.ones((1, SIZE // 8, SIZE // 8), np.float32))
+        out.append(np.clip(img * rng.uniform(0.3, 1.0) + rng.uniform(0, 0.3), 0, 1).astype(np.float32))
+    return out
+
+
+@pytest.fixture(scope="module")
+def fp32_onnx(tmp_path_factory):
+    torch.manual_seed(0)
+    model = TinyStudent().eval()
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    torch.onnx.export(model, (torch.rand(1, 3, SIZE, SIZE),), str(path), input_names=["image"],
+                      output_names=["score", "quality_map"], dynamic_axes={"image": {0: "n"}}, dynamo=False)
+    m = onnx.load(str(path))
+    m.metadata_props.add(key="precision", value="fp32")
+    m.metadata_props.add(key="score_range", value="0,100")
+    onnx.save(m, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def fp32_ir(fp32_onnx):
+    ov = pytest.importorskip("openvino")
+    xml = fp32_onnx.with_suffix(".xml")
+    ov.save_model(ov.convert_model(str(fp32_onnx)), str(xml), compress_to_fp16=False)
+    return xml
+
+
+def _ort_scores(path, images):
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(["score"], {"image": np.stack(images)})[0]
+
+
+def _ov_scores(xml, images):
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})  # parity pins f32
+    return np.asarray(compiled(np.stack(images))[compiled.outputs[0]])
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_onnx_int8_has_qdq_int8_weights_and_float_head_tail(fp32_onnx, images, tmp_path, method):
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto
+
+    from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
+
+    dst = tmp_path / "model-int8.onnx"
+    # chunk=4 over 12 images: the histogram methods collect in 3 rounds (the chunked path, not one pass).
+    info = quantize_onnx(fp32_onnx, dst, images[:12], method=method, chunk=4, progress=False)
+    m = onnx.load(str(dst))
+    ops = [n.op_type for n in m.graph.node]
+    assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > 0
+    int8 = {t.name for t in m.graph.initializer if t.data_type == TensorProto.INT8}
+    producers = {o: n for n in m.graph.node for o in n.output}
+    # Every conv's weight arrives through a DequantizeLinear of an int8 initializer.
+    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    assert len(convs) == 5  # stem, depthwise, pointwise, down, to_map (BN folded by pre-processing)
+    for conv in convs:
+        dq = producers[conv.input[1]]
+        assert dq.op_type == "DequantizeLinear" and dq.input[0] in int8, conv.name
+    # The final score Gemm stays float: its weight is a float initializer, not a dequantized one.
+    last = [n for n in m.graph.node if n.op_type in ("Gemm", "MatMul")][-1]
+    assert last.name in info["kept_float"]
+    assert last.input[1] not in producers
+    assert info["calibration_images"] == 12 and info["method"] == method
+    # Metadata travels with the artifact, precision rewritten.
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert meta == {"precision": "int8", "score_range": "0,100"}
+    # Scores stay close: on this tiny model INT8 moves the 0-100 score by well under one point
+    # (measured ~0.05; 1.0 leaves room across ORT versions while still catching a broken scale).
+    ref, q = _ort_scores(fp32_onnx, images[12:]), _ort_scores(dst, images[12:])
+    assert np.max(np.abs(ref - q)) < 1.0
+
+
+def test_onnx_keep_float_patterns_and_full_quantization(fp32_onnx, images, tmp_path):
+    from dpiqa_edge.quantize.onnx_int8 import inspect_onnx_int8, quantize_onnx
+
+    kept = quantize_onnx(fp32_onnx, tmp_path / "a.onnx", images[:8], keep_float=["*head*"], progress=False)
+    assert kept["kept_float"] and all("head" in n for n in kept["kept_float"])
+    full = quantize_onnx(fp32_onnx, tmp_path / "b.onnx", images[:8], head_linears=0, progress=False)
+    assert full["kept_float"] == []
+    # Quantizing the head too gives two more int8 weight tensors (both Gemms) than keeping it float.
+    assert (inspect_onnx_int8(tmp_path / "b.onnx")["int8_weight_dequantizers"]
+            == inspect_onnx_int8(tmp_path / "a.onnx")["int8_weight_dequantizers"] + 2)
+
+
+def test_onnx_rejects_unknown_method(fp32_onnx, images, tmp_path):
+    from dpiqa_edge.errors import InputError
+    from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
+
+    with pytest.raises(InputError, match="unknown"):
+        quantize_onnx(fp32_onnx, tmp_path / "x.onnx", images[:4], method="kl")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize("accuracy_control", [False, True])
+def test_openvino_int8_has_fake_quantize_and_int8_constants(fp32_ir, images, tmp_path, accuracy_control):
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from dpiqa_edge.quantize.openvino_int8 import quantize_openvino
+
+    dst = tmp_path / "model-int8.xml"
+    kwargs = {}
+    if accuracy_control:
+        val = images[12:]
+        kwargs = {"val": (val, list(_ov_scores(fp32_ir, val))), "max_srcc_drop": 0.01}
+    info = quantize_openvino(fp32_ir, dst, images[:12], **kwargs)
+    assert dst.is_file() and dst.with_suffix(".bin").is_file()
+    model = ov.Core().read_model(str(dst))
+    kinds = [op.get_type_name() for op in model.get_ops()]
+    assert kinds.count("FakeQuantize") > 0
+    int8_consts = [op for op in model.get_ops() if op.get_type_name() == "Constant"
+                   and op.get_output_element_type(0).get_type_name() in ("i8", "u8")]
+    assert len(int8_consts) >= 5  # the five conv weights are stored as int8
+    # The last MatMul (score projection) is kept float and named in the summary.
+    assert any("MatMul" == op.get_type_name() and op.get_friendly_name() in info["kept_float"] for op in model.get_ops())
+    assert info["tool"].endswith("accuracy_control" if accuracy_control else "quantize")
+    # The int8 weights make the .bin much smaller than the fp32 one (the head MatMul stays float).
+    assert dst.with_suffix(".bin").stat().st_size < 0.5 * fp32_ir.with_suffix(".bin").stat().st_size
+    ref, q = _ov_scores(fp32_ir, images[12:]), _ov_scores(dst, images[12:])
+    assert np.max(np.abs(ref - q)) < 1.0  # same tolerance and reason as the ONNX test
+
+
+def test_calibration_from_folder_and_manifest_never_uses_test(tmp_path):
+    from PIL import Image
+
+    from dpiqa_edge.data.manifest import Row, write_manifest
+    from dpiqa_edge.errors import InputError
+
+    rows = []
+    for i, split in enumerate(["train"] * 3 + ["val"] * 2 + ["test"] * 4):
+        (tmp_path / "imgs" / split).mkdir(parents=True, exist_ok=True)
+        name = f"imgs/{split}/{i}.png"
+        Image.fromarray(np.full((20, 30, 3), i * 20, np.uint8)).save(tmp_path / name)
+        rows.append(Row(name, 50.0, split))
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    picked = calibration_paths(manifest, n=4)
+    assert len(picked) == 4 and not any("/test/" in p for p in picked)
+    assert sum("/train/" in p for p in picked) == 3  # train first, topped up from val
+    assert calibration_paths(manifest, n=4) == picked  # seeded: same pick every run
+    arrays = load_calibration(manifest, (16, 16), n=100, progress=False)
+    assert len(arrays) == 5 and arrays[0].shape == (3, 16, 16) and arrays[0].dtype == np.float32
+    # A folder of unlabelled frames is searched recursively (test/ here is just a folder name).
+    assert len(load_calibration(tmp_path / "imgs", 16, n=100, progress=False)) == 9
+    write_manifest(tmp_path / "t.csv", [r for r in rows if r.split == "test"])
+    with pytest.raises(InputError, match="test split"):
+        calibration_paths(tmp_path / "t.csv")
+    assert [b.shape for b in as_batches([np.zeros((2, 3, 4, 4), np.float32)])] == [(1, 3, 4, 4)] * 2
