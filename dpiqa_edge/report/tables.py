@@ -1,0 +1,88 @@
+"""The report's tables as plain rows of strings, shared by ``report.md`` and ``index.html`` so both
+always show the same numbers with the same rounding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def fmt_ci(m: dict[str, Any] | None, digits: int = 3) -> str:
+    """``0.912 [0.880, 0.941]``: a metric with its bootstrap 95% interval."""
+    if not m or m.get("value") is None:
+        return "n/a"
+    s = f"{m['value']:.{digits}f}"
+    ci = m.get("ci95")
+    if ci and ci[0] is not None and ci[1] is not None:
+        s += f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+    return s
+
+
+def fmt_size(n: int | None) -> str:
+    if n is None:
+        return "n/a"
+    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def accuracy_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Rows vs MOS for every variant, the teacher and the classical peers (95% bootstrap intervals)."""
+    label = report["data"]["mos_label"]
+    head = ["model", "backend / precision ran", f"SRCC vs {label}", "KRCC", "PLCC (raw)", "PLCC (fitted)", "RMSE"]
+    rows = []
+    teacher = report["teacher"]
+    if teacher.get("vs_mos"):
+        t = teacher["vs_mos"]
+        rows.append([f"teacher ({teacher['label']})", teacher["device"], *(fmt_ci(t[k]) for k in
+                     ("srcc", "krcc", "plcc", "plcc_fitted", "rmse"))])
+    for v in report["variants"]:
+        m = v["vs_mos"]
+        ran = f"{v['backend']} / {v['precision_ran']}" + (f" ({v['label']})" if v.get("label") else "")
+        rows.append([v["name"], ran, *(fmt_ci(m[k]) for k in ("srcc", "krcc", "plcc", "plcc_fitted", "rmse"))])
+    for r in report["references"]:
+        m = r["vs_mos"]
+        rows.append([f"{r['name']} (reference, negated)", "classical", *(fmt_ci(m[k]) for k in
+                     ("srcc", "krcc", "plcc", "plcc_fitted")), "own scale"])
+    return head, rows
+
+
+def agreement_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Agreement with the teacher and with the float parent."""
+    head = ["model", "SRCC vs teacher", "mean |diff|", "max |diff|", "keep/retake agreement (threshold)",
+            "parent", "SRCC drop", "SRCC with parent", "max score change"]
+    rows = []
+    for v in report["variants"]:
+        t = v["vs_teacher"] or {}
+        p = v["vs_parent"] or {}
+        agree = "n/a"
+        if t.get("gate_agreement") is not None:
+            agree = f"{100 * t['gate_agreement']:.1f}% (at {t['gate_threshold']:.1f})"
+        rows.append([v["name"], fmt(t.get("srcc")), fmt(t.get("mean_abs_diff"), 2), fmt(t.get("max_abs_diff"), 2),
+                     agree, p.get("parent", "— (float reference)"), fmt(p.get("srcc_drop")),
+                     fmt(p.get("srcc_with_parent")), fmt(p.get("max_abs_change"), 2)])
+    for r in report["references"]:
+        rows.append([f"{r['name']} (reference)", fmt(r["vs_teacher_srcc"]), "", "", "", "", "", "", ""])
+    return head, rows
+
+
+def cost_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    head = ["model", "backend", "precision (exported / ran)", "artifact size", "params", "GMACs",
+            "latency p50 / p95 here (ms, batch 1)"]
+    rows = []
+    for v in report["variants"]:
+        c = v["cost"]
+        lat = c["latency_ms"]
+        lat_s = f"{lat['p50']:.2f} / {lat['p95']:.2f}" if lat else (c.get("latency_note") or "n/a")
+        rows.append([v["name"], v["backend"], f"{v.get('precision') or 'n/a'} / {v['precision_ran']}",
+                     fmt_size(c["size_bytes"]), fmt(c["params"]), fmt(c["gmacs"], 3), lat_s])
+    return head, rows

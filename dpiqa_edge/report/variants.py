@@ -1,0 +1,213 @@
+"""Turning artifacts into scored report variants: every score comes through the runtime's one path
+(``runtime.scorer.QualityScorer`` over ``runtime.backends.load_backend``), exactly as a device would run
+it, and the cost facts come from the artifact and its ``export.json``.
+
+A variant's *float parent* (for the SRCC drop) is found, in order:
+1. ``--parent ARTIFACT`` given by the user: the parent of every other variant;
+2. among the variants themselves: an fp32 export of the same source checkpoint (``source_sha256``),
+   preferring the same target, then ONNX (the fp32 ONNX export stands for the float student);
+3. for a pruned student, the fp32 export of the checkpoint it was pruned from, found through the
+   pruned checkpoint's ``config.json`` provenance (``pruned_from`` / ``parent``) when it names one.
+A float variant with no other float export of its checkpoint *is* a float reference: no parent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..io import dir_size, read_json, sha256_file
+
+EMULATED_LABEL = "emulated on Linux"
+NO_LATENCY_ON_LINUX = "n/a on Linux"
+
+
+@dataclass
+class ScoredVariant:
+    """One artifact's scores on the report's images plus what is known about it.
+
+    Args:
+        name: how the report calls it (the export folder's name, else the artifact's stem).
+        artifact: the path the user gave.
+        scores: 0-100 scores in the report's image order.
+        backend: ``onnx|openvino|coreml`` (what loaded it).
+        precision: what it was exported as (``fp32|fp16|int8``), from its metadata.
+        precision_ran: what the backend actually executed (e.g. OpenVINO's bf16 on AMX).
+        label: a caveat shown beside the row (``emulated on Linux`` for CoreML here).
+        gate_threshold: the artifact's calibrated keep/retake threshold, if it carries one.
+        cost: size_bytes, params, gmacs, latency_ms ({p50, p95} or None), latency_note.
+    """
+
+    name: str
+    artifact: str
+    scores: np.ndarray
+    backend: str = "?"
+    precision: str | None = None
+    precision_ran: str = "?"
+    label: str | None = None
+    student: str | None = None
+    target: str | None = None
+    source_sha256: str | None = None
+    parent_source_sha256: str | None = None
+    gate_threshold: float | None = None
+    cost: dict[str, Any] = field(default_factory=dict)
+    parent: str | None = None  #: name of the parent variant, filled by :func:`assign_parents`
+
+
+def _export_json(artifact: Path) -> tuple[Path | None, dict[str, Any]]:
+    """The export folder's export.json (the artifact may be the folder or a file inside it)."""
+    for folder in (artifact, artifact.parent):
+        if folder.is_dir() and (folder / "export.json").is_file():
+            return folder, read_json(folder / "export.json")
+    return None, {}
+
+
+def _variant_name(artifact: Path, folder: Path | None) -> str:
+    if folder is not None:
+        return folder.name
+    return artifact.name.split(".")[0] if artifact.suffix else artifact.name
+
+
+def _artifact_size(file: Path | None, artifact: Path) -> int | None:
+    """Bytes of the deployed model file(s) alone (OpenVINO: .xml + .bin; .mlpackage: the folder),
+    measured on disk; not export.json or the model card."""
+    f = file or artifact
+    if not f.exists():
+        return None
+    if f.suffix == ".xml" and f.with_suffix(".bin").is_file():
+        return dir_size(f) + dir_size(f.with_suffix(".bin"))
+    return dir_size(f)
+
+
+def _params_gmacs(export: dict[str, Any], meta: dict[str, Any]) -> tuple[int | None, float | None]:
+    """Parameter count and GMACs as recorded by the export (computed there on the torch model)."""
+    params = gmacs = None
+    for src in (export, export.get("model") or {}, meta):
+        if not isinstance(src, dict):
+            continue
+        for key in ("params", "parameters", "n_params"):
+            if params is None and isinstance(src.get(key), (int, float)):
+                params = int(src[key])
+        for key in ("gmacs", "GMACs"):
+            if gmacs is None and isinstance(src.get(key), (int, float)):
+                gmacs = float(src[key])
+    return params, gmacs
+
+
+def _pruned_from_sha(export: dict[str, Any]) -> str | None:
+    """sha256 of the checkpoint a pruned student came from, via its config.json provenance."""
+    model_dir = export.get("model_dir") or export.get("source")
+    if not model_dir or not Path(model_dir, "config.json").is_file():
+        return None
+    cfg = read_json(Path(model_dir, "config.json"))
+    prov = cfg.get("provenance") if isinstance(cfg.get("provenance"), dict) else cfg
+    parent_dir = prov.get("pruned_from") or prov.get("parent")
+    if isinstance(prov.get("parent_sha256"), str):
+        return prov["parent_sha256"]
+    if parent_dir and Path(parent_dir, "model.safetensors").is_file():
+        return sha256_file(Path(parent_dir, "model.safetensors"))
+    return None
+
+
+def measure_latency(run: Callable[[], Any], repeats: int, warmup: int = 2) -> dict[str, Any]:
+    """p50 (median) / p95 wall time in ms of ``run()``, timed by the bench harness (``bench.time_fn``)."""
+    from ..bench import time_fn
+
+    t = time_fn(run, warmup=warmup, repeat=repeats)
+    return {"p50": float(t.median_ms), "p95": float(t.p95_ms), "repeats": int(t.repeat)}
+
+
+def score_variant(artifact: str | os.PathLike, paths: Sequence[str], *, threads: int | None = None,
+                  batch_size: int = 8, latency_repeats: int = 20,
+                  progress: Callable[[int], None] | None = None) -> ScoredVariant:
+    """Score ``paths`` with one artifact through the runtime and measure its batch-1 latency here.
+
+    Args:
+        artifact: an artifact file or its export folder.
+        paths: image files, in the report's order.
+        threads: backend intra-op threads (None: the backend's default).
+        batch_size: images per backend call when the artifact has a dynamic batch.
+        latency_repeats: timed batch-1 runs (0 skips latency); CoreML has none on Linux regardless.
+        progress: called with the number of images scored after each chunk.
+    """
+    from ..runtime.scorer import QualityScorer, read_metadata_value
+
+    # 1. load through the runtime's one path
+    artifact = Path(artifact)
+    folder, export = _export_json(artifact)
+    scorer = QualityScorer(artifact, threads=threads, batch_size=batch_size)
+    meta = scorer.metadata
+    backend = scorer.name
+    # 2. score in chunks (decoding is the slow part for small models; chunks keep memory flat)
+    scores = []
+    step = max(1, batch_size)
+    for i in range(0, len(paths), step):
+        scores.append(scorer.score_batch(paths[i : i + step]))
+        if progress:
+            progress(min(i + step, len(paths)))
+    scores = np.concatenate(scores) if scores else np.zeros(0)
+    # 3. latency at batch 1 on a real image, with the precision that actually ran
+    emulated = bool(getattr(scorer.backend, "emulated", False)) or backend == "coreml"
+    latency, note = None, None
+    if emulated:
+        note = NO_LATENCY_ON_LINUX
+    elif latency_repeats > 0 and paths:
+        x = scorer.prepare(paths[0])[None]
+        latency = measure_latency(lambda: scorer.run_prepared(x), latency_repeats)
+        latency["threads"] = threads
+    elif latency_repeats <= 0:
+        note = "not measured (latency_repeats=0)"
+    params, gmacs = _params_gmacs(export, meta)
+    file = getattr(scorer.backend, "file", None)
+    return ScoredVariant(
+        name=_variant_name(artifact, folder), artifact=str(artifact), scores=scores, backend=backend,
+        precision=read_metadata_value(meta, "precision", export.get("precision")),
+        precision_ran=scorer.precision, label=EMULATED_LABEL if emulated else None,
+        student=read_metadata_value(meta, "student", export.get("student")),
+        target=read_metadata_value(meta, "target", export.get("target", backend)),
+        source_sha256=read_metadata_value(meta, "source_sha256", export.get("source_sha256")),
+        parent_source_sha256=_pruned_from_sha(export), gate_threshold=scorer.gate_threshold,
+        cost={"size_bytes": _artifact_size(Path(file) if file else None, artifact), "params": params,
+              "gmacs": gmacs, "latency_ms": latency, "latency_note": note},
+    )
+
+
+def _is_float(v: ScoredVariant) -> bool:
+    return (v.precision or "fp32") == "fp32"
+
+
+def assign_parents(variants: list[ScoredVariant], explicit: ScoredVariant | None = None) -> None:
+    """Fill each variant's ``parent`` (a name among ``variants`` or ``explicit``), per the module doc."""
+    for v in variants:
+        if explicit is not None:
+            v.parent = None if v.name == explicit.name else explicit.name
+            continue
+        floats = [c for c in variants if c is not v and _is_float(c) and c.source_sha256
+                  and c.source_sha256 == v.source_sha256]
+        if _is_float(v):
+            # a float export on another target compares with the fp32 ONNX (conversion drift only)
+            floats = [c for c in floats if c.target == "onnx" and v.target != "onnx"]
+        if not floats and v.parent_source_sha256:
+            floats = [c for c in variants if _is_float(c) and c.source_sha256 == v.parent_source_sha256]
+        floats.sort(key=lambda c: (c.target != v.target, c.target != "onnx", c.name))
+        v.parent = floats[0].name if floats else None
+
+
+def unique_names(variants: list[ScoredVariant]) -> None:
+    """Two artifacts with one folder name (e.g. exports/a/x and exports/b/x) get a numeric suffix."""
+    seen: dict[str, int] = {}
+    for v in variants:
+        if v.name in seen:
+            seen[v.name] += 1
+            v.name = f"{v.name}-{seen[v.name]}"
+        else:
+            seen[v.name] = 1
+
+
+def timestamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
