@@ -37,6 +37,7 @@ def metadata(size: int = SIZE, threshold: float | None = THRESHOLD, target: str 
         "source_sha256": "0" * 64,
         "outputs": "score,quality_map",
         "input_name": "image",
+        "dynamic_batch": "true",
     }
     if threshold is not None:
         meta["gate_threshold"] = str(threshold)

@@ -93,6 +93,7 @@ def _progress(sources, max_frames, *, enabled: bool):
 
 def _print_table(rows, scorer, threshold, summary) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     style = {"keep": "green", "retake": "yellow", "error": "red", "wait": "dim"}
@@ -101,8 +102,10 @@ def _print_table(rows, scorer, threshold, summary) -> None:
         table.add_column(col, **kw)
     for r in rows:
         score = "" if r["score"] is None else f"{r['score']:.1f}"
-        table.add_row(r["label"], score, f"[{style.get(r['verdict'], '')}]{r['verdict']}[/]", r["reason"])
+        table.add_row(escape(r["label"]), score, f"[{style.get(r['verdict'], 'default')}]{r['verdict']}[/]", escape(r["reason"]))
     console = Console()
+    if not console.is_terminal:  # piped to a file: keep full paths on one line rather than fold at 80 columns
+        console = Console(width=240)
     console.print(table)
     counts = ", ".join(f"{n} {v}" for v, n in sorted(summary["counts"].items()))
     console.print(f"{counts or 'nothing checked'}; exit {summary['exit_code']}")
