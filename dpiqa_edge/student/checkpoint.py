@@ -1,0 +1,89 @@
+"""Student checkpoints: a folder with ``config.json`` (rebuilds the model exactly) + ``model.safetensors``.
+
+``config.json``::
+
+    {"model_type": "dpiqa_student", "producer_version": ..., "student": StudentConfig,
+     "preprocessing": Preprocess.to_dict(), "score_range": [0, 100], "higher_is_better": true,
+     "outputs": ["score", "quality_map"], "map_size": m, "provenance": {...}}
+
+Loading never downloads or reads package weights: the architecture is built empty from the config
+(pruned widths applied first, by ``student.widths.apply_widths``) and filled from safetensors, strictly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from .. import __version__
+from ..config import from_dict
+from ..errors import ConfigError, ModelLoadError
+from ..io import atomic_path, read_json, write_json
+from .config import StudentConfig
+
+MODEL_TYPE = "dpiqa_student"
+
+
+def save_student(model, cfg: StudentConfig, directory: str | os.PathLike, **provenance) -> Path:
+    """Write ``directory/model.safetensors`` then ``config.json`` (each atomically); returns the folder."""
+    from safetensors.torch import save_model
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_path(directory / "model.safetensors") as tmp:
+        save_model(model, str(tmp), metadata={"format": "pt", "model_type": MODEL_TYPE})
+    cfg = cfg.resolved()
+    write_json(directory / "config.json", {
+        "model_type": MODEL_TYPE,
+        "producer_version": __version__,
+        "student": cfg.to_dict(),
+        "preprocessing": cfg.preprocessing().to_dict(),
+        "score_range": [0, 100],
+        "higher_is_better": True,
+        "outputs": ["score", "quality_map"],
+        "map_size": cfg.map_size,
+        "provenance": provenance,
+    })
+    return directory
+
+
+def read_student_config(directory: str | os.PathLike) -> tuple[StudentConfig, dict]:
+    """``(StudentConfig, the whole config.json)``; clear errors for a missing or foreign checkpoint."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelLoadError(f"{directory}: student folder not found")
+    meta = read_json(directory / "config.json")
+    if not isinstance(meta, dict) or meta.get("model_type") != MODEL_TYPE:
+        got = meta.get("model_type") if isinstance(meta, dict) else type(meta).__name__
+        raise ModelLoadError(f"{directory / 'config.json'}: model_type {got!r} is not {MODEL_TYPE!r}")
+    try:
+        cfg = from_dict(StudentConfig, meta.get("student", {}), where=f"{directory / 'config.json'}:student")
+    except ConfigError as exc:
+        raise ModelLoadError(str(exc)) from None
+    return cfg, meta
+
+
+def load_student(directory: str | os.PathLike):
+    """``(model in eval mode, StudentConfig)`` from a folder written by :func:`save_student`."""
+    from safetensors.torch import load_model
+
+    from .models import build_student
+
+    directory = Path(directory)
+    cfg, _ = read_student_config(directory)
+    weights = directory / "model.safetensors"
+    if not weights.is_file():
+        raise ModelLoadError(f"{weights}: file not found")
+    # Build without any pretrained load: the safetensors file holds every weight.
+    model = build_student(replace(cfg, pretrained=False, weights=None))
+    if cfg.widths is not None:
+        from .widths import apply_widths
+
+        apply_widths(model, cfg.widths)
+    try:
+        load_model(model, str(weights), strict=True)
+    except Exception as exc:  # noqa: BLE001 - truncated file, wrong shapes, missing keys: one line
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelLoadError(f"{weights}: cannot load student weights ({msg[:300]})") from None
+    return model.eval(), cfg
