@@ -60,9 +60,11 @@ def teacher_device(scores_file: str | os.PathLike) -> str:
                 meta = read_json(f)
             except Exception:  # a shard index we cannot read says nothing about the device
                 continue
-            for key in ("device", "teacher_device"):
-                if isinstance(meta, dict) and isinstance(meta.get(key), str):
-                    return meta[key]
+            # targets index.json: {"teacher": {... "device": "cuda:0"}}; older layouts put it on top
+            for src in (meta.get("teacher") if isinstance(meta, dict) else None, meta):
+                for key in ("device", "teacher_device"):
+                    if isinstance(src, dict) and isinstance(src.get(key), str):
+                        return src[key]
     return "unknown"
 
 
@@ -93,7 +95,7 @@ def assemble_report(*, manifest: str, split: str, paths: Sequence[str], mos: Seq
             "vs_mos": accuracy.vs_mos(v.scores, mos, n_boot=n_boot, seed=seed),
             "vs_teacher": None if teacher is None else accuracy.vs_teacher(v.scores, teacher, v.gate_threshold),
             "vs_parent": None if parent is None else accuracy.vs_parent(v.scores, parent.scores, mos, parent.name),
-            "cost": {k: v.cost.get(k) for k in ("size_bytes", "params", "gmacs", "latency_ms", "latency_note")},
+            "cost": {k: v.cost.get(k) for k in ("size_bytes", "params", "gmacs", "latency_ms", "latency_note", "note")},
         })
     failures = accuracy.gate_failures(rows, max_srcc_drop)
     refs = [accuracy.reference_row(name, raw, mos, teacher, n_boot=n_boot, seed=seed)

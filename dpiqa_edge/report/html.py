@@ -36,7 +36,7 @@ def _headline(report: dict[str, Any]) -> list[str]:
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out = ["| " + " | ".join(h.replace("|", "/") for h in head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in rows]
     return "\n".join(out)
 

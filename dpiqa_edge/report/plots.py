@@ -114,7 +114,7 @@ def plot_pareto(rows: Sequence[dict[str, Any]], mos_label: str, path: Path) -> P
         for r, x, y in zip(placed, xs, ys):
             ax.annotate(r["name"], (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
         front = pareto_front(list(zip(xs, ys)))
-        ax.plot([xs[i] for i in front], [ys[i] for i in front], color="#ff7f0e", lw=1.5, zorder=2,
+        ax.plot([xs[i] for i in front], [ys[i] for i in front], color="#ff7f0e", lw=1.5, zorder=2, marker="o", mfc="none", ms=11,
                 label="Pareto front")
         ax.legend(fontsize=8, loc="lower right")
         if max(xs) / max(min(xs), 1e-9) > 20:

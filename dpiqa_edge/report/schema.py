@@ -76,6 +76,7 @@ _COST = {
             "properties": {"p50": _NUM, "p95": _NUM, "repeats": {"type": "integer"}, "threads": _INT_OR_NULL},
         },
         "latency_note": _STR_OR_NULL,
+        "note": _STR_OR_NULL,  # e.g. why params/GMACs are missing
     },
 }
 

@@ -58,7 +58,7 @@ def accuracy_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def agreement_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Agreement with the teacher and with the float parent."""
-    head = ["model", "SRCC vs teacher", "mean |diff|", "max |diff|", "keep/retake agreement (threshold)",
+    head = ["model", "SRCC vs teacher", "mean abs diff", "max abs diff", "keep/retake agreement (threshold)",
             "parent", "SRCC drop", "SRCC with parent", "max score change"]
     rows = []
     for v in report["variants"]:

@@ -40,7 +40,7 @@ class ScoredVariant:
         precision_ran: what the backend actually executed (e.g. OpenVINO's bf16 on AMX).
         label: a caveat shown beside the row (``emulated on Linux`` for CoreML here).
         gate_threshold: the artifact's calibrated keep/retake threshold, if it carries one.
-        cost: size_bytes, params, gmacs, latency_ms ({p50, p95} or None), latency_note.
+        cost: size_bytes, params, gmacs, latency_ms ({p50, p95} or None), latency_note, note.
     """
 
     name: str
@@ -84,32 +84,45 @@ def _artifact_size(file: Path | None, artifact: Path) -> int | None:
     return dir_size(f)
 
 
-def _params_gmacs(export: dict[str, Any], meta: dict[str, Any]) -> tuple[int | None, float | None]:
-    """Parameter count and GMACs as recorded by the export (computed there on the torch model)."""
-    params = gmacs = None
-    for src in (export, export.get("model") or {}, meta):
-        if not isinstance(src, dict):
-            continue
-        for key in ("params", "parameters", "n_params"):
-            if params is None and isinstance(src.get(key), (int, float)):
-                params = int(src[key])
-        for key in ("gmacs", "GMACs"):
-            if gmacs is None and isinstance(src.get(key), (int, float)):
-                gmacs = float(src[key])
-    return params, gmacs
+def _model_dir(export: dict[str, Any]) -> Path | None:
+    """The student checkpoint an export came from (export.json ``source.model_dir``)."""
+    src = export.get("source")
+    d = src.get("model_dir") if isinstance(src, dict) else export.get("model_dir")
+    return Path(d) if d and Path(d, "config.json").is_file() else None
+
+
+_COMPLEXITY: dict[tuple[str, int], tuple[int, float]] = {}
+
+
+def params_gmacs(export: dict[str, Any], size: int) -> tuple[int | None, float | None, str | None]:
+    """Parameters and GMACs of the exported student at its input ``size``: counted on the source
+    checkpoint (``student.complexity``, torch FLOP counter), since a compiled artifact does not say.
+    Returns (params, gmacs, note) with a note when the checkpoint is not reachable from here."""
+    model_dir = _model_dir(export)
+    if model_dir is None:
+        return None, None, "params/GMACs n/a: source checkpoint not found (export.json source.model_dir)"
+    key = (str(model_dir.resolve()), int(size))
+    if key not in _COMPLEXITY:
+        from ..student import complexity, load_student
+
+        c = complexity(load_student(model_dir)[0], size=size)
+        _COMPLEXITY[key] = (int(c["params"]), float(c["gmacs"]))
+    params, gmacs = _COMPLEXITY[key]
+    return params, gmacs, None
 
 
 def _pruned_from_sha(export: dict[str, Any]) -> str | None:
     """sha256 of the checkpoint a pruned student came from, via its config.json provenance."""
-    model_dir = export.get("model_dir") or export.get("source")
-    if not model_dir or not Path(model_dir, "config.json").is_file():
+    model_dir = _model_dir(export)
+    if model_dir is None:
         return None
-    cfg = read_json(Path(model_dir, "config.json"))
-    prov = cfg.get("provenance") if isinstance(cfg.get("provenance"), dict) else cfg
-    parent_dir = prov.get("pruned_from") or prov.get("parent")
-    if isinstance(prov.get("parent_sha256"), str):
-        return prov["parent_sha256"]
-    if parent_dir and Path(parent_dir, "model.safetensors").is_file():
+    cfg = read_json(model_dir / "config.json")
+    prov = cfg.get("provenance") if isinstance(cfg.get("provenance"), dict) else {}
+    for key in ("parent_sha256", "pruned_from_sha256", "source_sha256"):
+        if isinstance(prov.get(key), str):
+            return prov[key]
+    parent_dir = prov.get("pruned_from") or prov.get("parent") or prov.get("parent_dir")
+    if isinstance(parent_dir, str) and Path(parent_dir, "model.safetensors").is_file():
         return sha256_file(Path(parent_dir, "model.safetensors"))
     return None
 
@@ -162,7 +175,7 @@ def score_variant(artifact: str | os.PathLike, paths: Sequence[str], *, threads:
         latency["threads"] = threads
     elif latency_repeats <= 0:
         note = "not measured (latency_repeats=0)"
-    params, gmacs = _params_gmacs(export, meta)
+    params, gmacs, cnote = params_gmacs(export, scorer.preprocess.size[0]) if export else (None, None, None)
     file = getattr(scorer.backend, "file", None)
     return ScoredVariant(
         name=_variant_name(artifact, folder), artifact=str(artifact), scores=scores, backend=backend,
@@ -173,7 +186,7 @@ def score_variant(artifact: str | os.PathLike, paths: Sequence[str], *, threads:
         source_sha256=read_metadata_value(meta, "source_sha256", export.get("source_sha256")),
         parent_source_sha256=_pruned_from_sha(export), gate_threshold=scorer.gate_threshold,
         cost={"size_bytes": _artifact_size(Path(file) if file else None, artifact), "params": params,
-              "gmacs": gmacs, "latency_ms": latency, "latency_note": note},
+              "gmacs": gmacs, "latency_ms": latency, "latency_note": note, "note": cnote},
     )
 
 
