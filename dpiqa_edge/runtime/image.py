@@ -14,13 +14,15 @@ Rules (documented in the README, "Failure behaviour"):
 * A decompression-bomb limit (``max_pixels``, default 100 MP) is checked from the header before any
   pixel is decoded.
 * Arrays (camera frames): ``uint8``/``uint16``/``float`` of shape ``H x W``, ``H x W x 1|3|4``; float
-  must be finite and is taken as 0..1; ``bgr=True`` swaps channels as OpenCV hands them.
+  must be finite and in 0..1 (a 0..255 float frame is an error, not silently clipped to white); other
+  integer types only with values in 0..255; ``bgr=True`` swaps channels as OpenCV hands them.
 
 Anything else fails with :class:`~dpiqa_edge.errors.ImageDecodeError`, one line naming the input.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
@@ -37,17 +39,22 @@ ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 #: Decompression-bomb limit: 100 megapixels (a 108 MP phone sensor is the largest common camera).
 MAX_PIXELS = 100_000_000
 
+#: Float frames may overshoot 0..1 by rounding (half an 8-bit step); anything further is a wrong scale.
+_FLOAT_SLACK = 0.5 / 255.0
+
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never silently grey-filled
 
 
 def _name(src: ImageInput) -> str:
     if isinstance(src, (str, os.PathLike)):
         return str(src)
-    if isinstance(src, bytes):
+    if isinstance(src, (bytes, bytearray, memoryview)):
         return f"<{len(src)} bytes>"
     if isinstance(src, np.ndarray):
         return f"<array {src.dtype} {tuple(src.shape)}>"
-    return f"<PIL {getattr(src, 'mode', '?')} {getattr(src, 'size', '?')}>"
+    if isinstance(src, Image.Image):
+        return f"<PIL {src.mode} {src.size}>"
+    return f"<{type(src).__name__}>"
 
 
 def decode_image(src: ImageInput, *, bgr: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -55,9 +62,11 @@ def decode_image(src: ImageInput, *, bgr: bool = False, max_pixels: int = MAX_PI
     if isinstance(src, np.ndarray):
         return _from_array(src, bgr=bgr, name=_name(src))
     name = _name(src)
+    if isinstance(src, memoryview):
+        src = src.tobytes()
     if isinstance(src, Image.Image):
-        return _from_pil(src, name, max_pixels)
-    if isinstance(src, (str, os.PathLike)):
+        opener = lambda: contextlib.nullcontext(src)  # noqa: E731 - the caller's image: never closed here
+    elif isinstance(src, (str, os.PathLike)):
         path = Path(src)
         if not path.exists():
             raise ImageDecodeError(f"{name}: file not found")
@@ -74,16 +83,22 @@ def decode_image(src: ImageInput, *, bgr: bool = False, max_pixels: int = MAX_PI
         raise ImageDecodeError(f"{name}: unsupported input type {type(src).__name__}")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own limit (max_pixels, checked from the header in _from_pil) governs, not Pillow's
+            # warning at 89 MP; Pillow's hard error (2x its limit) still stops larger headers in open().
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with opener() as im:
                 return _from_pil(im, name, max_pixels)
     except ImageDecodeError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageDecodeError(f"{name}: image too large (decompression-bomb limit {max_pixels} pixels)") from None
+    except Image.DecompressionBombError:
+        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        limit = min(max_pixels, pillow_limit) if pillow_limit else max_pixels
+        raise ImageDecodeError(f"{name}: image too large (over the decompression-bomb limit of {limit} pixels)") from None
     except UnidentifiedImageError:
         raise ImageDecodeError(f"{name}: not an image Pillow can read") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError) as exc:
+    except MemoryError:
+        raise ImageDecodeError(f"{name}: out of memory decoding the image") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure (OSError, SyntaxError, struct.error, ...) is one line
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageDecodeError(f"{name}: corrupt or truncated image ({msg})") from None
 
@@ -115,7 +130,10 @@ def _from_pil(im: Image.Image, name: str, max_pixels: int) -> np.ndarray:
         arr = arr * 255.0 if arr.max(initial=0) <= 1.0 else arr
         return _grey_to_rgb(np.clip(np.round(arr), 0, 255).astype(np.uint8))
     elif mode != "RGB":
-        im = im.convert("RGB")
+        try:
+            im = im.convert("RGB")
+        except ValueError:  # e.g. LAB/HSV files Pillow reads but cannot convert
+            raise ImageDecodeError(f"{name}: cannot convert image mode {mode} to RGB") from None
     out = np.asarray(im, dtype=np.uint8)
     if out.ndim != 3 or out.shape[2] != 3:
         raise ImageDecodeError(f"{name}: could not convert mode {mode} to RGB")
@@ -140,6 +158,9 @@ def _from_array(arr: np.ndarray, *, bgr: bool, name: str) -> np.ndarray:
     elif arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
             raise ImageDecodeError(f"{name}: frame contains NaN or Inf")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < -_FLOAT_SLACK or hi > 1.0 + _FLOAT_SLACK:  # a 0..255 float frame would turn all white
+            raise ImageDecodeError(f"{name}: float frame values {lo:g}..{hi:g} outside 0..1; give uint8 or scale to 0..1")
         out = np.clip(np.round(arr.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
     elif arr.dtype == np.bool_ or arr.dtype.kind in "iu":
         if arr.dtype != np.bool_ and (arr.min(initial=0) < 0 or arr.max(initial=0) > 255):
