@@ -86,6 +86,8 @@ def decode_image(src: ImageInput, *, bgr: bool = False, max_pixels: int = MAX_PI
             # Our own limit (max_pixels, checked from the header in _from_pil) governs, not Pillow's
             # warning at 89 MP; Pillow's hard error (2x its limit) still stops larger headers in open().
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns about damaged metadata (corrupt EXIF) and still decodes the pixels: not our noise.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
             with opener() as im:
                 return _from_pil(im, name, max_pixels)
     except ImageDecodeError:
