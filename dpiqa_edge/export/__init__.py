@@ -1,1 +1,201 @@
-"""export stage."""
+"""Export a student to ONNX, OpenVINO or CoreML, verified against its torch source.
+
+``export_model(model_dir, target, precision)`` is the straight line: load -> convert -> load the
+artifact with the runtime's own loader -> parity on real images (fails the export out of tolerance)
+-> accuracy gate (int8) -> export.json + MODEL_CARD.md -> rename into place. The folder is built under
+a temporary name (``io.atomic_path``): a failed export leaves nothing that looks like a good one.
+``TARGETS`` is the table of targets and the options each allows (``export/base.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .base import PRECISIONS, TARGETS, ExportSettings, check_options, default_out_dir, newest_student
+
+__all__ = ["export_model", "TARGETS", "PRECISIONS", "ExportSettings"]
+
+#: export_model keyword -> its default: only options changed from these are checked against the table
+_DEFAULTS = {"calib": None, "input_size": None, "raw_input": False, "dynamic_batch": False, "image_input": False,
+             "min_deployment_target": None, "opset": None, "max_srcc_drop": None}
+
+
+def export_model(model_dir: str | os.PathLike | None, target: str, precision: str = "fp32",
+                 out_dir: str | os.PathLike | None = None, calib: str | os.PathLike | None = None, *,
+                 input_size: int | None = None, raw_input: bool = False, dynamic_batch: bool = False,
+                 image_input: bool = False, min_deployment_target: str | None = None, opset: int | None = None,
+                 max_srcc_drop: float | None = None, parity_data: str | os.PathLike | None = None,
+                 parity_images: int = 8, calib_images: int = 128, int8_options: dict | None = None,
+                 log: Callable[[str], None] | None = print) -> Path:
+    """Export one student; returns the export folder (artifact + export.json + MODEL_CARD.md).
+
+    Args:
+        model_dir: student checkpoint folder (config.json + model.safetensors); None = newest under ./runs/.
+        target: ``onnx`` | ``openvino`` | ``coreml``.
+        precision: ``fp32`` | ``fp16`` | ``int8`` (int8 needs ``calib``).
+        out_dir: export folder; default ``./exports/<model>-<target>-<precision>/``.
+        calib: int8 calibration images: a manifest (train, then val) or a folder of frames.
+        input_size: square input side; default the student's preprocessing size.
+        raw_input: uint8 NHWC input with normalisation in-graph (onnx, openvino).
+        dynamic_batch: symbolic batch dimension (onnx, openvino).
+        image_input: CoreML RGB image input (camera pixel buffer).
+        min_deployment_target: CoreML, e.g. ``iOS16`` (default) or ``iOS17``.
+        opset: ONNX opset (default 17).
+        max_srcc_drop: int8 accuracy budget (default 0.01); measured on the parity manifest's test split.
+        parity_data: manifest of real images for parity, the gate threshold (val) and the int8 gate
+            (test); default the student's training manifest when its config names one, else package photos.
+        parity_images: images per parity check.
+        calib_images: int8 calibration images at most.
+        int8_options: extra keywords for the quantizer (e.g. ``{"method": "entropy"}``).
+        log: one line per step (None = silent).
+    """
+    from ..errors import ConfigError, ExportError
+    from ..io import atomic_path, read_json, sha256_file, write_json, write_text
+    from ..runtime.artifact import encode_metadata
+    from ..runtime.preprocess import Preprocess
+    from . import card, parity
+
+    say = log or (lambda _m: None)
+    t0 = time.perf_counter()
+    # 1. Validate the request against the targets table; find the model.
+    given = {k: v for k, v in dict(calib=calib, input_size=input_size, raw_input=raw_input, dynamic_batch=dynamic_batch,
+                                   image_input=image_input, min_deployment_target=min_deployment_target, opset=opset,
+                                   max_srcc_drop=max_srcc_drop).items() if v != _DEFAULTS[k]}
+    spec = check_options(target, precision, given)
+    if model_dir is None:
+        model_dir = newest_student()
+        say(f"export: --model not given; using the newest student under ./runs/: {model_dir}")
+    model_dir = Path(model_dir)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(model_dir, target, precision)
+
+    # 2. Load the student and the settings it exports with.
+    from ..student import load_student
+
+    model, _cfg = load_student(model_dir)
+    model.eval()
+    config = read_json(model_dir / "config.json")
+    prov = _provenance(config)
+    base_pre = Preprocess.from_dict(config.get("preprocessing") or {})
+    size = int(input_size or base_pre.size[0])
+    if base_pre.size[0] != base_pre.size[1] and input_size is None:
+        raise ConfigError(f"{model_dir}: non-square input {base_pre.size}; give --input-size")
+    pre = Preprocess.from_dict({**base_pre.to_dict(), "size": [size, size]})
+    settings = ExportSettings(target=target, precision=precision, input_size=size, raw_input=raw_input,
+                              dynamic_batch=dynamic_batch, image_input=image_input,
+                              min_deployment_target=min_deployment_target or "iOS16", opset=opset or 17,
+                              extra={"int8": dict(int8_options or {})})
+    student = _student_name(config, model_dir)
+
+    # 3. Real images: parity, the gate threshold (val) and, for int8, calibration and the gate (test).
+    manifest = parity_data or prov.get("manifest")
+    if manifest is not None and not Path(manifest).is_file():
+        if parity_data is not None:
+            raise ConfigError(f"{manifest}: --parity-data manifest not found")
+        manifest = None
+    names, x = parity.parity_images(pre, manifest, parity_images)
+    from .graph import torch_outputs
+
+    ref = torch_outputs(model, x)
+    threshold = card.calibrate_threshold(model, pre, manifest, x)
+    calib_arrays, val = None, None
+    if precision == "int8":
+        from ..quantize.calib import load_calibration
+
+        calib_arrays = load_calibration(calib, pre, n=calib_images)
+        val, test = _labelled(manifest, pre, "val"), _labelled(manifest, pre, "test")
+        if target == "openvino" and max_srcc_drop is not None and val is not None:
+            settings.extra["int8"].setdefault("max_srcc_drop", max_srcc_drop)
+            settings.extra["int8"].setdefault("val", val)
+
+    # 4. The metadata every copy carries.
+    meta = card.build_metadata(student=student, target=target, precision=precision, preprocessing=pre.to_dict(),
+                               raw_input=raw_input, gate=threshold["threshold"],
+                               source_sha256=sha256_file(model_dir / "model.safetensors"),
+                               dynamic_batch=dynamic_batch and "dynamic_batch" in spec.options, image_input=image_input)
+
+    # 5. Build the folder under a temporary name: convert, verify, describe; rename only when all passed.
+    from importlib import import_module
+
+    from ..runtime.backends import load_backend
+
+    module = import_module(f".{target}", __name__)
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        say(f"export: converting {model_dir} -> {target} {precision} ({size}x{size})")
+        t1 = time.perf_counter()
+        artifact, info = module.convert(model, settings, tmp, encode_metadata(meta), calib=calib_arrays,
+                                        val=settings.extra["int8"].pop("val", None))
+        t_convert = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        backend = load_backend(artifact)
+        source = str(manifest) if manifest is not None else "package photos (scikit-image, scikit-learn)"
+        par = parity.check_parity(backend, ref, x, names=names, source=source, log=say)
+        gate = _int8_gate(model, backend, test, max_srcc_drop, out) if precision == "int8" else None
+        t_parity = time.perf_counter() - t1
+        record = {
+            "artifact": artifact.name, "target": target, "precision": precision, "label": backend.label,
+            "metadata": meta, "settings": {k: v for k, v in settings.to_dict().items() if k != "extra"},
+            "target_note": spec.note, "conversion": info,
+            "source": {"model_dir": str(model_dir), "sha256": meta["source_sha256"], "student": student,
+                       "training_data": prov.get("manifest"), "synthetic": prov.get("synthetic")},
+            "parity": par, "accuracy_gate": gate, "gate_threshold": threshold,
+            "timings_s": {"convert": round(t_convert, 2), "verify": round(t_parity, 2),
+                          "total": round(time.perf_counter() - t0, 2)},
+        }
+        del backend
+        write_text(tmp / "MODEL_CARD.md", card.model_card(record, config))
+        files = card.file_sizes(tmp)
+        record["files"] = files
+        record["size_bytes"] = sum(v for k, v in files.items() if k.startswith(artifact.name.split(".")[0]))
+        write_json(tmp / "export.json", record)
+    say(f"export: wrote {out} ({record['size_bytes'] / 1e6:.1f} MB, parity {par['label']} passed)")
+    return out
+
+
+def _provenance(config: dict[str, Any]) -> dict[str, Any]:
+    """Training manifest and synthetic flag from a student config (keys vary across stages: be lenient)."""
+    prov = dict(config.get("provenance") or {})
+    for key in ("manifest", "data", "train_manifest"):
+        for src in (prov, config):
+            if isinstance(src.get(key), str):
+                return {"manifest": src[key], "synthetic": bool(prov.get("synthetic", config.get("synthetic")))}
+    return {"manifest": None, "synthetic": bool(prov.get("synthetic", config.get("synthetic")))}
+
+
+def _student_name(config: dict[str, Any], model_dir: Path) -> str:
+    for src in (config, config.get("student") if isinstance(config.get("student"), dict) else {}):
+        for key in ("student", "name", "arch", "backbone"):
+            if isinstance(src.get(key), str):
+                return src[key]
+    return model_dir.name
+
+
+def _labelled(manifest, pre, split: str, cap: int = 256):
+    """(images, mos) of a manifest split's labelled rows, or None."""
+    if manifest is None:
+        return None
+    from ..data.manifest import read_manifest
+
+    rows = sorted(read_manifest(manifest).split(split).labelled(), key=lambda r: r.path)[:cap]
+    if len(rows) < 3:
+        return None
+    return pre.batch([r.abspath for r in rows]), [r.mos for r in rows]
+
+
+def _int8_gate(model, backend, test, max_srcc_drop, out) -> dict[str, Any]:
+    """F's SRCC gate on the held-out test split: parent = torch fp32, variant = the artifact as run."""
+    from ..errors import ConfigError
+    from ..quantize.gate import DEFAULT_MAX_DROP, enforce_gate, srcc_gate
+    from .graph import torch_outputs
+
+    if test is None:
+        if max_srcc_drop is not None:
+            raise ConfigError("export: --max-srcc-drop needs --parity-data with >= 3 labelled test images")
+        return {"passed": None, "reason": "not run: no labelled held-out (test) images; give --parity-data"}
+    images, mos = test
+    result = srcc_gate(torch_outputs(model, images)[0], backend.run(images)[0], mos,
+                       DEFAULT_MAX_DROP if max_srcc_drop is None else max_srcc_drop, name=str(out))
+    return enforce_gate(result)

@@ -1,0 +1,145 @@
+"""The small interface every target shares: the table of targets and the options each allows, the
+settings one export runs with, and where models come from and go to by default. No torch here.
+
+Each target module (``export/onnx.py``, ``openvino.py``, ``coreml.py``) provides one function::
+
+    convert(model, settings, dest_dir, metadata, calib=None, val=None) -> (artifact_path, info)
+
+that writes its artifact (metadata embedded) into ``dest_dir`` and returns a JSON-ready ``info`` dict
+for ``export.json``. ``export_model`` (``export/__init__.py``) does everything around it: loading,
+parity, the accuracy gate, the model card, the atomic rename.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, ModelLoadError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One row of the targets table.
+
+    Args:
+        name: ``onnx`` | ``openvino`` | ``coreml`` (spelled the same in CLI, folders, metadata).
+        artifact: the artifact's file name inside the export folder.
+        precisions: precisions this target exports.
+        options: the non-default options it allows (names as ``export_model`` keywords).
+        note: one line shown in ``--help`` and export.json.
+    """
+
+    name: str
+    artifact: str
+    precisions: tuple[str, ...]
+    options: tuple[str, ...]
+    note: str = ""
+
+
+_COMMON = ("input_size", "parity_data", "parity_images")
+_INT8 = ("calib", "max_srcc_drop")
+
+TARGETS: dict[str, Target] = {
+    "onnx": Target("onnx", "model.onnx", PRECISIONS,
+                   _COMMON + _INT8 + ("raw_input", "dynamic_batch", "opset"),
+                   "ONNX (opset >= 17), run by onnxruntime; fp16 keeps float32 inputs/outputs"),
+    "openvino": Target("openvino", "model.xml", PRECISIONS,
+                       _COMMON + _INT8 + ("raw_input", "dynamic_batch"),
+                       "OpenVINO IR (.xml + .bin); fp16 = fp16-compressed weights, compute per precision hint"),
+    "coreml": Target("coreml", "model.mlpackage", PRECISIONS,
+                     _COMMON + _INT8 + ("image_input", "min_deployment_target"),
+                     "CoreML ML program (.mlpackage), batch 1; int8 = weight-only (coremltools); "
+                     "runs fp16 on GPU/Neural Engine by default on device"),
+}
+
+
+@dataclass
+class ExportSettings:
+    """Everything one conversion depends on (recorded in export.json as ``settings``).
+
+    Args:
+        target: a key of :data:`TARGETS`.
+        precision: ``fp32`` | ``fp16`` | ``int8``.
+        input_size: square model input side in pixels (default: the student's own preprocessing size).
+        raw_input: bake ``/255`` and NHWC->NCHW into the graph; the input is uint8 RGB ``N x H x W x 3``.
+        dynamic_batch: batch dimension left symbolic (onnx, openvino); otherwise batch 1.
+        image_input: CoreML input as an RGB image (an app hands a camera pixel buffer straight in).
+        min_deployment_target: CoreML minimum deployment target (``iOS16`` default: fp16 I/O, ML program).
+        opset: ONNX opset (>= 17).
+    """
+
+    target: str
+    precision: str = "fp32"
+    input_size: int | None = None
+    raw_input: bool = False
+    dynamic_batch: bool = False
+    image_input: bool = False
+    min_deployment_target: str = "iOS16"
+    opset: int = 17
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_options(target: str, precision: str, options: dict[str, Any]) -> Target:
+    """Validate a request against the table: an unknown target, precision or option not allowed for the
+    target is a :class:`ConfigError` listing the valid ones. ``options`` holds only non-default values."""
+    if target not in TARGETS:
+        raise ConfigError(f"export: unknown target {target!r}; valid targets: {', '.join(TARGETS)}")
+    spec = TARGETS[target]
+    if precision not in spec.precisions:
+        raise ConfigError(f"export --target {target}: unknown precision {precision!r}; valid: {', '.join(spec.precisions)}")
+    bad = sorted(k for k in options if k not in spec.options)
+    if bad:
+        raise ConfigError(f"export --target {target}: option(s) {_flags(bad)} not allowed; "
+                          f"{target} allows: {_flags(spec.options)}")
+    if precision != "int8":
+        for k in _INT8:
+            if k in options:
+                raise ConfigError(f"export: --{k.replace('_', '-')} applies to --precision int8 only")
+    elif "calib" not in options:
+        raise ConfigError("export --precision int8 needs --calib MANIFEST_OR_FOLDER (calibration images)")
+    if options.get("opset") is not None and int(options["opset"]) < 17:
+        raise ConfigError(f"export: --opset {options['opset']} too old; use 17 or newer")
+    return spec
+
+
+def _flags(names) -> str:
+    return ", ".join("--" + n.replace("_", "-") for n in names)
+
+
+def is_student_dir(path: Path) -> bool:
+    return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+
+
+def newest_student(runs: str | os.PathLike = "runs") -> Path:
+    """The most recently written student checkpoint folder under ``runs`` (by model.safetensors mtime)."""
+    import json
+
+    runs = Path(runs)
+    found = []
+    for cfg in runs.rglob("config.json") if runs.is_dir() else []:
+        folder = cfg.parent
+        if not is_student_dir(folder) or any(p.startswith(".") for p in folder.parts):
+            continue
+        try:
+            model_type = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError):
+            continue
+        if model_type == "dpiqa_student":
+            found.append((folder / "model.safetensors").stat().st_mtime, folder)
+    if not found:
+        raise ModelLoadError(f"{runs}: no student checkpoint (config.json with model_type dpiqa_student + "
+                             "model.safetensors) found; give --model DIR")
+    return max(found)[1]
+
+
+def default_out_dir(model_dir: Path, target: str, precision: str, root: str | os.PathLike = "exports") -> Path:
+    """``./exports/<model>-<target>-<precision>/`` (DESIGN.md)."""
+    return Path(root) / f"{Path(model_dir).resolve().name}-{target}-{precision}"

