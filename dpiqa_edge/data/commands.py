@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import click
 
-from ..errors import StageNotBuiltError
+
+def _print_counts(manifest_path, extra: str = "") -> None:
+    from .manifest import read_manifest
+    from .synth import summarize
+
+    rows = read_manifest(manifest_path, check_files=False)
+    c = summarize(rows)
+    labelled = sum(r.mos is not None for r in rows)
+    click.echo(f"wrote {manifest_path}: {c['images']} images ({labelled} labelled{extra}), {c['scenes']} scene groups")
+    for s in ("train", "val", "test"):
+        click.echo(f"  {s:5s} {c[s]['images']:6d} images  {len(c[s]['scenes']):5d} groups")
 
 
 @click.group()
@@ -13,16 +23,57 @@ def data() -> None:
 
 
 @data.command()
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write images + manifest.csv into.")
-def synth(out_dir: str) -> None:
-    """Build the embedded default set (package photos x synthetic distortions, synthetic pseudo-MOS)."""
-    raise StageNotBuiltError("data synth: stage not built yet")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write images/ + manifest.csv + synth.json into.")
+@click.option("--smoke", is_flag=True, help="Toy set: 3 scenes, 3 distortions, 2 levels, 64 px (~21 images, seconds).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Crops, noise and the scene split follow it.")
+@click.option("--size", type=int, default=None, help="Stored image side in px [default: 224, smoke 64].")
+@click.option("--force", is_flag=True, help="Rebuild even if DIR already holds this exact set.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def synth(out_dir: str, smoke: bool, seed: int, size: int | None, force: bool, quiet: bool) -> None:
+    """Build the embedded default set: package photos x 13 camera/codec distortions x 5 levels + pristine,
+    labelled with a synthetic pseudo-MOS (0-100) from full-reference measures (formula in synth.json).
+
+    \b
+    Default: 11 scenes (8 colour + 3 grey), ~1,350 images at 224 px, split 50/25/25 by scene (colour and grey stratified).
+    Example:  dpiqa-edge data synth --out runs/synth
+    """
+    from .synth import SynthConfig, synthesize
+
+    kw = {"seed": seed} | ({"size": size} if size else {})
+    cfg = SynthConfig.smoke(**kw) if smoke else SynthConfig(**kw)
+    path = synthesize(out_dir, cfg, progress=not quiet, reuse=not force)
+    _print_counts(path, ", synthetic pseudo-MOS")
 
 
 @data.command()
 @click.option("--dataset", required=True, type=click.Choice(["koniq10k", "spaq", "livec", "kadid10k", "csv"]))
-@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False), help="The dataset's folder as it ships.")
-@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="Manifest CSV to write.")
-def index(dataset: str, root: str, out_file: str) -> None:
-    """Index a real dataset's own files into a manifest (MOS mapped to 0-100)."""
-    raise StageNotBuiltError("data index: stage not built yet")
+@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False), help="The dataset's folder as it ships (score files + images).")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="Manifest CSV to write (a .json sidecar records the MOS range).")
+@click.option("--csv", "csv_file", type=click.Path(exists=True, dir_okay=False), default=None, help="csv only: the score file (default: the one .csv in --root).")
+@click.option("--mos-range", default=None, metavar="LO,HI", help="csv only: nominal MOS range mapped onto 0-100 [default: 0,100].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the 80/20 split where the set has no official one.")
+@click.option("--val-fraction", type=float, default=0.0, show_default=True, help="Carve a val split of this fraction out of a seeded split.")
+def index(dataset: str, root: str, out_file: str, csv_file: str | None, mos_range: str | None, seed: int,
+          val_fraction: float) -> None:
+    """Index a real dataset's own files into a manifest (MOS mapped to 0-100, higher = better).
+
+    \b
+    koniq10k  koniq10k_distributions_sets.csv (official split) and/or koniq10k_scores_and_distributions.csv; images in 1024x768/
+    spaq      Annotations/MOS and Image attribute scores.xlsx; images in TestImage/
+    livec     Data/AllImages_release.mat + Data/AllMOS_release.mat (first 7 training images dropped); images in Images/
+    kadid10k  dmos.csv; images in images/ (split grouped by reference)
+    csv       path,mos[,split,ref,scene] with paths relative to the CSV
+    Example:  dpiqa-edge data index --dataset koniq10k --root ~/data/koniq --out runs/koniq.csv
+    """
+    from ..errors import InputError
+    from .datasets import index_dataset
+
+    rng = None
+    if mos_range is not None:
+        try:
+            lo, hi = (float(v) for v in mos_range.split(","))
+        except ValueError:
+            raise InputError(f"--mos-range: expected LO,HI (e.g. 1,5), got {mos_range!r}") from None
+        rng = (lo, hi)
+    path = index_dataset(dataset, root, out_file, seed=seed, mos_range=rng, csv_file=csv_file, val_fraction=val_fraction)
+    _print_counts(path)

@@ -1,0 +1,168 @@
+"""The field's accuracy metrics for image-quality models (numpy + scipy; never imports torch).
+
+* SRCC (Spearman) and KRCC (Kendall tau-b): rank agreement, unaffected by any monotone mapping.
+* PLCC (Pearson) **raw**, as DP-IQA's paper reports it, and **after the 4-parameter logistic fit** the
+  VQEG recommends (and most IQA papers report):
+
+      f(x) = (b1 - b2) / (1 + exp(-(x - b3) / b4)) + b2
+
+  fitted with ``scipy.optimize.curve_fit`` from four data-driven starts (b1, b2 = the MOS extremes; b3 = the
+  median prediction or the one nearest the MOS midpoint; b4 = +-std or std/4 of predictions, signed by
+  the raw correlation), keeping the least-squares best. When the fit does not
+  converge the mapping falls back to a least-squares line and ``evaluate`` says so in ``fit``.
+* RMSE between the (fitted) predictions and MOS, on the MOS scale; ``rmse_raw`` without the fit.
+* ``bootstrap_ci``: percentile bootstrap confidence interval of any of these over resampled images.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+METRICS = ("srcc", "krcc", "plcc", "plcc_fitted", "rmse", "rmse_raw")
+
+
+def _arrays(pred: Sequence[float], mos: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(pred, dtype=np.float64).reshape(-1)
+    m = np.asarray(mos, dtype=np.float64).reshape(-1)
+    if p.shape != m.shape:
+        raise InputError(f"metrics: {p.size} predictions but {m.size} MOS values")
+    if p.size < 3:
+        raise InputError(f"metrics: need at least 3 images, got {p.size}")
+    if not (np.isfinite(p).all() and np.isfinite(m).all()):
+        raise InputError("metrics: predictions or MOS contain NaN/Inf")
+    return p, m
+
+
+def _constant(x: np.ndarray) -> bool:
+    return bool(np.ptp(x) == 0)
+
+
+def srcc(pred: Sequence[float], mos: Sequence[float]) -> float:
+    """Spearman rank correlation; NaN when either side is constant (rank order undefined)."""
+    from scipy import stats
+
+    p, m = _arrays(pred, mos)
+    if _constant(p) or _constant(m):
+        return math.nan
+    return float(stats.spearmanr(p, m).statistic)
+
+
+def krcc(pred: Sequence[float], mos: Sequence[float]) -> float:
+    """Kendall tau-b; NaN when either side is constant."""
+    from scipy import stats
+
+    p, m = _arrays(pred, mos)
+    if _constant(p) or _constant(m):
+        return math.nan
+    return float(stats.kendalltau(p, m).statistic)
+
+
+def plcc(pred: Sequence[float], mos: Sequence[float]) -> float:
+    """Pearson correlation on raw predictions (no fit), as DP-IQA reports it."""
+    from scipy import stats
+
+    p, m = _arrays(pred, mos)
+    if _constant(p) or _constant(m):
+        return math.nan
+    return float(stats.pearsonr(p, m).statistic)
+
+
+def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
+    """VQEG's 4-parameter logistic, monotone in x; b1/b2 the upper/lower asymptotes when b4 > 0."""
+    z = np.clip(-(x - b3) / b4, -60.0, 60.0)  # keep exp finite; the curve is flat out there anyway
+    return (b1 - b2) / (1.0 + np.exp(z)) + b2
+
+
+def fit_logistic(pred: Sequence[float], mos: Sequence[float]) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """Fit the logistic mapping pred -> MOS. Returns (mapping, how) where ``how`` names what was used."""
+    from scipy.optimize import curve_fit
+
+    p, m = _arrays(pred, mos)
+    if _constant(p):
+        mean = float(m.mean())
+        return (lambda x: np.full(np.shape(x), mean)), "constant (predictions do not vary)"
+    # 1. Robust starts: asymptotes at the MOS extremes; centre at the median prediction or at the prediction
+    #    whose MOS is nearest the MOS midpoint; slope from the spread of predictions (wide and narrow). The
+    #    sign of b4 follows the raw correlation so a reversed model still fits. The least-squares best of
+    #    the converged starts wins (one start alone can stall in a flat region of the curve).
+    sign = 1.0 if np.corrcoef(p, m)[0, 1] >= 0 else -1.0
+    mid = float(p[np.argmin(np.abs(m - (m.max() + m.min()) / 2))])
+    spread = max(float(p.std()), 1e-6)
+    best, err, last_exc = None, np.inf, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for b3 in (float(np.median(p)), mid):
+            for b4 in (spread, spread / 4):
+                try:
+                    params, _ = curve_fit(logistic4, p, m, p0=[float(m.max()), float(m.min()), b3, sign * b4], maxfev=20000)
+                except (RuntimeError, ValueError, TypeError, np.linalg.LinAlgError) as exc:
+                    last_exc = exc
+                    continue
+                sse = float(np.sum((logistic4(p, *params) - m) ** 2))
+                if np.isfinite(params).all() and sse < err:
+                    best, err = params, sse
+    try:
+        if best is None:
+            raise last_exc or RuntimeError("non-finite parameters")
+        return (lambda x, b=tuple(best): logistic4(np.asarray(x, dtype=np.float64), *b)), "logistic4"
+    except (RuntimeError, ValueError, TypeError, np.linalg.LinAlgError) as exc:
+        # 2. Fallback: the least-squares line (PLCC after it equals raw PLCC); reported, never silent.
+        slope, icpt = np.polyfit(p, m, 1)
+        return (lambda x: slope * np.asarray(x, dtype=np.float64) + icpt), f"linear (logistic fit failed: {str(exc).splitlines()[0][:80]})"
+
+
+def rmse(pred: Sequence[float], mos: Sequence[float]) -> float:
+    p, m = _arrays(pred, mos)
+    return float(np.sqrt(np.mean((p - m) ** 2)))
+
+
+def evaluate(pred: Sequence[float], mos: Sequence[float]) -> dict:
+    """All metrics for one prediction set: srcc, krcc, plcc (raw), plcc_fitted, rmse (fitted), rmse_raw,
+    n and ``fit`` (``logistic4`` or the fallback used)."""
+    from scipy import stats
+
+    p, m = _arrays(pred, mos)
+    mapping, how = fit_logistic(p, m)
+    fitted = mapping(p)
+    out = {"n": int(p.size), "srcc": srcc(p, m), "krcc": krcc(p, m), "plcc": plcc(p, m)}
+    out["plcc_fitted"] = math.nan if _constant(fitted) or _constant(m) else float(stats.pearsonr(fitted, m).statistic)
+    out["rmse"] = rmse(fitted, m)
+    out["rmse_raw"] = rmse(p, m)
+    out["fit"] = how
+    return out
+
+
+def _metric_fn(metric: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    if metric not in METRICS:
+        raise InputError(f"metrics: unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+    if metric in ("plcc_fitted", "rmse"):
+        return lambda p, m: evaluate(p, m)[metric]
+    return {"srcc": srcc, "krcc": krcc, "plcc": plcc, "rmse_raw": rmse}[metric]
+
+
+def bootstrap_ci(pred: Sequence[float], mos: Sequence[float], metric: str = "srcc", n: int = 1000,
+                 seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``metric`` over images resampled with replacement.
+
+    Resamples where the metric is undefined (all-equal values) are skipped; the interval uses the rest.
+    """
+    p, m = _arrays(pred, mos)
+    fn = _metric_fn(metric)
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(int(n)):
+        idx = rng.integers(0, p.size, p.size)
+        v = fn(p[idx], m[idx])
+        if math.isfinite(v):
+            vals.append(v)
+    if not vals:
+        return (math.nan, math.nan)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(vals, [alpha, 1.0 - alpha])
+    return (float(lo), float(hi))
