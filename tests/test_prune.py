@@ -75,15 +75,20 @@ def test_pruned_student_runs_reloads_and_exports_at_two_sizes(layout, tmp_path):
 
 
 def test_taylor_importance_uses_the_loss_gradient():
-    from dpiqa_edge.quantize.prune import _distill_loss, prune_model
+    from dpiqa_edge.distill.config import DistillConfig
+    from dpiqa_edge.distill.losses import distill_loss
+    from dpiqa_edge.quantize.prune import prune_model
 
     model_m, _ = _student("edge")
-    model_t, _ = _student("edge")
+    model_t, cfg = _student("edge")
     g = torch.Generator().manual_seed(1)
-    batches = [(torch.rand(4, 3, SIZE, SIZE, generator=g), torch.rand(4, generator=g) * 100,
-                torch.rand(4, 8, 4, 4, generator=g)) for _ in range(2)]
+    batches = [{"x": torch.rand(4, 3, SIZE, SIZE, generator=g), "mos": torch.rand(4, generator=g) * 100,
+                "teacher": torch.rand(4, generator=g) * 100, "qmap": torch.rand(4, 8, 4, 4, generator=g),
+                "has_map": torch.ones(4, dtype=torch.bool)} for _ in range(2)]
+    dcfg = DistillConfig(student=cfg)
     prune_model(model_m, 0.3, SIZE, importance="magnitude")
-    prune_model(model_t, 0.3, SIZE, importance="taylor", grad_batches=batches, loss_fn=_distill_loss)
+    prune_model(model_t, 0.3, SIZE, importance="taylor", grad_batches=batches,
+                loss_fn=lambda m, b: distill_loss(m, b, dcfg)[0])
     # Same widths (same ratio and rounding) ...
     assert record_widths(model_m) == record_widths(model_t)
     # ... but different channels kept: Taylor ranks by |w * dL/dw|, magnitude by |w|.
@@ -111,3 +116,47 @@ def test_bad_requests_are_config_errors(kwargs):
     model, _ = _student("edge")
     with pytest.raises(ConfigError):
         prune_model(model, size=SIZE, **kwargs)
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    """A trained-student stand-in (fresh Lite0 at 64 px), a 36-image manifest and teacher targets."""
+    from PIL import Image, ImageFilter
+
+    from dpiqa_edge.data.manifest import Row, write_manifest
+    from dpiqa_edge.teacher.targets import write_targets
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(36):
+        blur = i % 6  # MOS falls with blur: a ranking the student can be scored on
+        img = Image.fromarray((rng.random((SIZE, SIZE, 3)) * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(blur))
+        name = f"img/{i}.png"
+        (tmp_path / "img").mkdir(exist_ok=True)
+        img.save(tmp_path / name)
+        rows.append(Row(name, 90.0 - 15 * blur + rng.normal(0, 2), "train" if i < 24 else "val" if i < 30 else "test"))
+    manifest = write_manifest(tmp_path / "manifest.csv", rows)
+    write_targets(tmp_path / "targets", [r.path for r in rows], [r.mos for r in rows],
+                  rng.random((36, 8, 4, 4)).astype(np.float16))
+    model, cfg = _student("edge")
+    save_student(model, cfg, tmp_path / "student")
+    return tmp_path, manifest
+
+
+@pytest.mark.parametrize("importance", ["magnitude", "taylor"])
+def test_prune_student_end_to_end(tiny_run, importance):
+    import json
+
+    from dpiqa_edge.quantize.prune import prune_student
+
+    root, manifest = tiny_run
+    out = prune_student(root / "student", 0.3, manifest, root / "targets", root / "pruned", importance=importance,
+                        finetune_epochs=1, batch_size=8, taylor_batches=1, quiet=True)
+    report = json.loads((out / "prune.json").read_text())
+    assert report["params_ratio"] < 0.8 and report["gmacs_ratio"] < 0.8
+    assert set(report["after"]["srcc"]) == {"val", "test"} and report["after"]["srcc"]["test"]["n"] == 6
+    config = json.loads((out / "config.json").read_text())
+    assert config["student"]["widths"] and config["provenance"]["prune"]["ratio"] == 0.3
+    model, cfg = load_student(out)  # rebuilds from config widths + safetensors alone
+    assert model.backbone.model.conv_stem.out_channels == 24
+    assert (out / "distill.json").is_file()  # the recovery fine-tune ran through distill()

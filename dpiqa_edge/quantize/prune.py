@@ -137,34 +137,132 @@ def split_srcc(model, manifest, preprocess, splits=("val", "test")) -> dict:
     return result
 
 
-def _taylor_batches(manifest, targets_dir, preprocess, n_batches: int, batch_size: int, seed: int):
-    """A few train batches (images, teacher scores, teacher maps) for Taylor importance."""
+def _taylor_batches(manifest, targets_dir, dcfg, n_batches: int, batch_size: int, seed: int) -> list[dict]:
+    """A few un-augmented train batches in the distillation loop's own form (``distill.data``)."""
     import torch
 
-    from ..teacher.targets import Targets
+    from ..distill.data import DistillItems
 
-    targets = Targets(targets_dir)
-    rows = [r for r in manifest.split("train") if r.path in targets]
+    targets = None
+    if targets_dir is not None:
+        from ..teacher.targets import Targets
+
+        targets = Targets(targets_dir)
+    rows = [r for r in manifest.split("train") if r.mos is not None or (targets is not None and r.path in targets)]
     if not rows:
-        raise InputError(f"{targets_dir}: no teacher targets for the manifest's train images")
-    rng = np.random.default_rng(seed)
-    rows = [rows[i] for i in rng.permutation(len(rows))[: n_batches * batch_size]]
-    batches = []
-    for i in range(0, len(rows), batch_size):
-        chunk = rows[i:i + batch_size]
-        x = torch.from_numpy(preprocess.batch([r.abspath for r in chunk]))
-        s = torch.tensor([targets.scores[r.path] for r in chunk], dtype=torch.float32)
-        m = torch.from_numpy(np.stack([targets.map(r.path) for r in chunk]))
-        batches.append((x, s, m))
-    return batches
+        raise InputError(f"{manifest.path}: no train rows with a MOS or a teacher target for Taylor importance")
+    order = np.random.default_rng(seed).permutation(len(rows))[: n_batches * batch_size]
+    scfg = dcfg.student.resolved()
+    items = DistillItems([rows[i] for i in order], scfg.preprocessing(), targets, scfg.map_size)
+    collate = torch.utils.data.default_collate
+    return [collate([items[j] for j in range(k, min(k + batch_size, len(items)))])
+            for k in range(0, len(items), batch_size)]
 
 
-def _distill_loss(model, batch):
-    """The distillation objective on one batch: score MSE on the 0-1 scale + quality-map MSE (SPEC, 1:1)."""
-    import torch.nn.functional as F
+def _recovery_config(student_dir: Path, scfg, epochs: int, lr: float | None, batch_size: int | None):
+    """The student's own distillation recipe (from its config.json provenance), shortened for recovery."""
+    import dataclasses
 
-    x, s, m = batch
-    score, qmap = model(x)
-    if qmap.shape[-1] != m.shape[-1]:
-        raise InputError(f"prune: student map {tuple(qmap.shape[-2:])} vs teacher map {tuple(m.shape[-2:])}")
-    return F.mse_loss(score / 100.0, s / 100.0) + F.mse_loss(qmap, m)
+    from ..config import from_dict
+    from ..distill.config import DistillConfig
+    from ..io import read_json
+
+    recipe = (read_json(student_dir / "config.json").get("provenance") or {}).get("distill")
+    dcfg = from_dict(DistillConfig, recipe, where=f"{student_dir}/config.json:provenance.distill") if recipe else DistillConfig()
+    loop = dataclasses.replace(dcfg.train, epochs=max(1, epochs), milestones=(), resume=False,
+                               lr=lr if lr is not None else dcfg.train.lr * 0.5,
+                               batch_size=batch_size or dcfg.train.batch_size)
+    return dataclasses.replace(dcfg, student=scfg, train=loop, freeze_stages=0)
+
+
+def prune_student(student_dir, ratio: float, manifest, targets_dir, out_dir, importance: str = "magnitude",
+                  round_to: int = 8, finetune_epochs: int = 2, lr: float | None = None, batch_size: int | None = None,
+                  taylor_batches: int = 4, seed: int = 0, quiet: bool = False) -> Path:
+    """Prune a trained student, fine-tune it briefly with the distillation loss, save a normal student folder.
+
+    Args:
+        student_dir: a student folder (``config.json`` + ``model.safetensors``) from ``distill``.
+        ratio: fraction of channels removed per unprotected layer group (0.3 = 30%).
+        manifest: the distillation manifest (train fine-tunes, val picks the best epoch, val/test report).
+        targets_dir: the teacher's targets folder (quality maps); None = MOS-only recovery.
+        out_dir: the pruned student folder (``config.json`` with ``widths`` + ``model.safetensors``),
+            with ``prune.json`` (params, GMACs, SRCC before/after) and the fine-tune's ``distill.json``.
+        importance: ``magnitude`` | ``taylor`` (gradient of the distillation loss over ``taylor_batches``).
+        round_to: kept channel counts are multiples of this.
+        finetune_epochs: recovery epochs (0 = prune only).
+        lr: recovery learning rate (default: half the student's own recipe).
+        batch_size: recovery batch size (default: the student's recipe).
+        seed: batch order and Taylor batch choice.
+    Returns ``out_dir``.
+    """
+    import dataclasses
+
+    from ..data.manifest import read_manifest
+    from ..io import read_json, write_json
+    from ..student import load_student, save_student
+    from ..student.widths import record_widths
+
+    say = (lambda _m: None) if quiet else print
+    t0 = time.perf_counter()
+    student_dir, out_dir = Path(student_dir), Path(out_dir)
+
+    # 1. The trained student, its data, and its numbers before pruning.
+    model, scfg = load_student(student_dir)
+    rows = read_manifest(manifest)
+    size, pre = scfg.input_size, scfg.preprocessing()
+    before = {**model_cost(model, size), "srcc": split_srcc(model, rows, pre)}
+    say(f"prune: {student_dir} before: {before['params'] / 1e6:.2f} M params, {before['gmacs']:.3f} GMACs at {size} px")
+
+    # 2. Prune (Taylor: gradient of the distillation loss on a few train batches).
+    dcfg = _recovery_config(student_dir, scfg, finetune_epochs, lr, batch_size)
+    grad_batches, loss_fn = None, None
+    if importance == "taylor":
+        from ..distill.losses import distill_loss
+
+        grad_batches = _taylor_batches(rows, targets_dir, dcfg, taylor_batches, dcfg.train.batch_size, seed)
+        loss_fn = lambda m, b: distill_loss(m, b, dcfg)[0]  # noqa: E731
+    changed = prune_model(model, ratio, size, importance, round_to, grad_batches, loss_fn)
+    pruned_cfg = dataclasses.replace(scfg, widths=record_widths(model))
+    pruned = {**model_cost(model, size), "srcc": split_srcc(model, rows, pre)}
+    say(f"prune: removed {ratio:.0%} of channels in {len(changed)} layers -> {pruned['params'] / 1e6:.2f} M params, "
+        f"{pruned['gmacs']:.3f} GMACs")
+
+    # 3. Recovery fine-tune with the distillation loss (the loop keeps the best val epoch).
+    provenance = {"pruned_from": str(student_dir.resolve()), "manifest": str(Path(manifest).resolve())}
+    if finetune_epochs > 0:
+        dcfg = dataclasses.replace(dcfg, student=pruned_cfg)
+        from ..distill.train import distill
+
+        distill(manifest, out_dir, dcfg, targets_dir=targets_dir, model=model, quiet=quiet)
+        model, _ = load_student(out_dir)  # exactly what was saved: proves the width map rebuilds it
+    else:
+        save_student(model, pruned_cfg, out_dir, **provenance)
+    after = {**model_cost(model, size), "srcc": split_srcc(model, rows, pre)}
+
+    # 4. Record: prune.json, and the pruning facts in the student's own provenance.
+    summary = {
+        "source": str(student_dir.resolve()), "ratio": ratio, "importance": importance, "round_to": round_to,
+        "protected": list(PROTECTED), "finetune_epochs": finetune_epochs,
+        "label": "synthetic pseudo-MOS" if (Path(manifest).parent / "synth.json").is_file() else "MOS",
+        "before": before, "pruned_no_finetune": pruned, "after": after,
+        "params_ratio": after["params"] / before["params"], "gmacs_ratio": after["gmacs"] / before["gmacs"],
+        "layers_changed": changed, "seconds": round(time.perf_counter() - t0, 1),
+    }
+    config = read_json(out_dir / "config.json")
+    config["provenance"] = {**(config.get("provenance") or {}), **provenance,
+                            "prune": {k: summary[k] for k in ("ratio", "importance", "round_to", "finetune_epochs")}}
+    write_json(out_dir / "config.json", config)
+    write_json(out_dir / "prune.json", summary)
+    say(_table(summary))
+    return out_dir
+
+
+def _table(summary: dict) -> str:
+    """A short before/after table for the terminal."""
+    lines = [f"prune ({summary['label']}): ratio {summary['ratio']}, importance {summary['importance']}",
+             f"{'':22}{'params (M)':>12}{'GMACs':>10}{'val SRCC':>10}{'test SRCC':>10}"]
+    for key, name in (("before", "before"), ("pruned_no_finetune", "pruned"), ("after", "after fine-tune")):
+        d = summary[key]
+        cells = [d["srcc"].get(s, {}).get("srcc", float("nan")) for s in ("val", "test")]
+        lines.append(f"{name:22}{d['params'] / 1e6:12.3f}{d['gmacs']:10.3f}{cells[0]:10.4f}{cells[1]:10.4f}")
+    return "\n".join(lines)
