@@ -232,6 +232,8 @@ def index_dataset(name: str, root, out, *, seed: int = 0, mos_range: tuple[float
         raise InputError(f"{root}: {len(missing)} of {len(rows)} listed images not found, e.g. {missing[0]}")
 
     # 3. Splits: official where the set has one, else seeded 80/20 (grouped where groups exist).
+    for r in rows:
+        r.path = r.abspath  # the group of an image without scene/ref is its own path
     if not info["official_split"]:
         fractions = {"train": 0.8 - val_fraction, "val": val_fraction, "test": 0.2}
         rows = split_rows(rows, fractions, seed)
