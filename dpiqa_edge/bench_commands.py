@@ -1,14 +1,33 @@
-"""``dpiqa-edge bench``: latency / size / memory measurements, written to BENCHMARKS.md."""
+"""``dpiqa-edge bench``: latency / size / memory measurements, written to BENCHMARKS.md by the harness."""
 
 from __future__ import annotations
 
-import click
+import sys
 
-from .errors import StageNotBuiltError
+import click
 
 
 @click.command()
-@click.option("--quick", is_flag=True)
-def bench(quick: bool) -> None:
-    """Run the benchmarks."""
-    raise StageNotBuiltError("bench: stage not built yet")
+@click.option("--quick", is_flag=True, help="Fewer repeats (a smoke of the harness, numbers noisier).")
+@click.option("--out", "out_file", default="BENCHMARKS.md", show_default=True, type=click.Path(dir_okay=False),
+              help="Markdown to write; results are merged into a .json beside it, so --only keeps other sections.")
+@click.option("--only", multiple=True, metavar="NAME", help="Run only this benchmark (repeatable). See --list.")
+@click.option("--list", "list_only", is_flag=True, help="List the registered benchmarks and exit.")
+def bench(quick: bool, out_file: str, only: tuple[str, ...], list_only: bool) -> None:
+    """Time the road's steps on this machine (warm-up, repeated runs, median/p95, ratios, peak memory)
+    and write BENCHMARKS.md with the machine's CPU, ISA flags and library versions.
+
+    \b
+    Examples:
+      dpiqa-edge bench                 every registered benchmark
+      dpiqa-edge bench --only decode   decoding + preprocessing only, other sections kept
+    """
+    from .bench import BENCHMARKS, run_benchmarks
+
+    if list_only:
+        for name, target in BENCHMARKS.items():
+            click.echo(f"{name:20s} {target}")
+        return
+    command = "dpiqa-edge bench" + (" --quick" if quick else "") + "".join(f" --only {n}" for n in only)
+    path = run_benchmarks(out_file, list(only) or None, quick=quick, command=command, log=lambda m: click.echo(m, err=True))
+    click.echo(f"wrote {path}")

@@ -1,0 +1,257 @@
+"""The benchmark harness behind ``make bench`` / ``dpiqa-edge bench``: it times, measures memory, records
+the machine, and writes BENCHMARKS.md itself (never edit that file by hand).
+
+* :func:`time_fn` — warm-up calls, then ``repeat`` timed calls -> :class:`Timing` (median, p95, mean, min).
+* :func:`peak_memory` — peak Python allocations of one call (``tracemalloc``; numpy buffers are traced) and
+  the process' peak resident memory (``VmHWM`` from /proc/self/status, reset first through
+  /proc/self/clear_refs where the kernel allows; ``ru_maxrss`` elsewhere, then a lifetime peak, said so).
+* :func:`machine_facts` — CPU model, cores, ISA flags (avx2, avx512f, amx...), library versions.
+* ``BENCHMARKS`` — the explicit registry: name -> ``"module:function"``. Each function takes ``quick: bool``
+  and returns a :class:`Section` (or a list). Later stages add their line here; imports happen only
+  when a benchmark runs, so listing them costs nothing and pulls in no backend.
+* :func:`run_benchmarks` — runs the selected entries, merges them into ``BENCHMARKS.json`` beside the
+  output (so ``--only NAME`` refreshes one section and keeps the others) and renders BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gc
+import importlib
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+import tracemalloc
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ConfigError
+from .io import write_json, write_text
+
+#: name -> "module:function(quick) -> Section | list[Section]". Add one line per measurement.
+BENCHMARKS: dict[str, str] = {
+    "decode": "dpiqa_edge.bench:bench_decode",
+}
+
+LIBRARIES = ("numpy", "pillow", "scipy", "torch", "onnxruntime", "openvino", "coremltools", "timm", "diffusers")
+
+
+@dataclass
+class Timing:
+    """Wall-clock statistics of repeated calls, in milliseconds."""
+
+    median_ms: float
+    p95_ms: float
+    mean_ms: float
+    min_ms: float
+    repeat: int
+    warmup: int
+
+
+def summarize_times(seconds: list[float], warmup: int = 0) -> Timing:
+    """Statistics of per-call durations (seconds in, ms out); p95 by linear interpolation."""
+    if not seconds:
+        raise ConfigError("bench: no timings to summarise")
+    ms = sorted(s * 1e3 for s in seconds)
+    pos = 0.95 * (len(ms) - 1)
+    lo, frac = int(pos), pos - int(pos)
+    p95 = ms[lo] + (ms[min(lo + 1, len(ms) - 1)] - ms[lo]) * frac
+    return Timing(statistics.median(ms), p95, statistics.fmean(ms), ms[0], len(ms), warmup)
+
+
+def time_fn(fn: Callable[[], Any], warmup: int = 3, repeat: int = 20) -> Timing:
+    """Call ``fn`` ``warmup`` times untimed (caches, lazy init, JIT), then time ``repeat`` calls."""
+    if repeat < 1 or warmup < 0:
+        raise ConfigError(f"bench: need repeat >= 1 and warmup >= 0, got {repeat}, {warmup}")
+    for _ in range(warmup):
+        fn()
+    gc.collect()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return summarize_times(times, warmup)
+
+
+def ratio(a: float, b: float) -> float:
+    """a / b (e.g. baseline_ms / variant_ms = speed-up); NaN when b is 0."""
+    return float("nan") if b == 0 else a / b
+
+
+def _proc_status(key: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024  # kB -> bytes
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def peak_memory(fn: Callable[[], Any]) -> dict[str, Any]:
+    """Run ``fn`` once; return its peak traced Python allocations and the process' peak RSS (bytes)."""
+    reset = False
+    try:  # writing 5 resets VmHWM to the current RSS (Linux >= 4.0)
+        Path("/proc/self/clear_refs").write_text("5")
+        reset = True
+    except OSError:
+        pass
+    tracemalloc.start()
+    try:
+        fn()
+        _, traced = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    rss = _proc_status("VmHWM")
+    if rss is None:  # not Linux: ru_maxrss (KiB on Linux, bytes on macOS) is a lifetime peak
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+        reset = False
+    return {"python_peak_bytes": int(traced), "rss_peak_bytes": int(rss), "rss_peak_is": "this call" if reset else "process lifetime"}
+
+
+def machine_facts() -> dict[str, Any]:
+    """CPU model, logical cores, the ISA flags that matter for inference, OS and library versions."""
+    from importlib import metadata
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, val = line.partition(":")
+            if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
+                model = val.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = set(val.split())
+    except OSError:
+        pass
+    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
+              "amx_bf16", "amx_int8", "neon", "asimd", "asimddp")
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = "not installed"
+    return {"cpu": model, "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "isa": [f for f in wanted if f in flags], "os": f"{platform.system()} {platform.release()}",
+            "python": platform.python_version(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"), "libraries": versions}
+
+
+@dataclass
+class Section:
+    """One table of BENCHMARKS.md: a title, column names, rows of values and notes printed under it."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    notes: list[str] = field(default_factory=list)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        if v != v:
+            return "n/a"
+        return f"{v:.3g}" if abs(v) < 1 else f"{v:.2f}" if abs(v) < 100 else f"{v:,.1f}" if abs(v) < 1e4 else f"{v:,.0f}"
+    return str(v).replace("|", "\\|")
+
+
+def render_markdown(sections: dict[str, dict], machine: dict, command: str, when: str) -> str:
+    """BENCHMARKS.md text: how it was made, the machine and versions, then one table per benchmark."""
+    lines = ["# Benchmarks", "",
+             "Written by the harness (`dpiqa_edge/bench.py`); do not edit by hand. Re-run with `make bench`.", "",
+             f"- command: `{command}`", f"- last run: {when} UTC",
+             f"- CPU: {machine['cpu']} ({machine['logical_cores']} logical cores, {machine['usable_cores']} usable)",
+             f"- ISA: {', '.join(machine['isa']) or 'none detected'}",
+             f"- OS: {machine['os']}, Python {machine['python']}, OMP_NUM_THREADS={machine['omp_num_threads']}",
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in machine["libraries"].items()), "",
+             "Times are wall-clock milliseconds per call after warm-up (median, p95 over the repeats). "
+             "Accuracy numbers measured on the synthetic set are synthetic pseudo-MOS.", ""]
+    for name, entry in sections.items():
+        for sec in entry["sections"]:
+            lines += [f"## {sec['title']}", "", f"_benchmark `{name}`, run {entry['when']} UTC"
+                      + (" (quick)" if entry.get("quick") else "") + "_", ""]
+            lines.append("| " + " | ".join(sec["columns"]) + " |")
+            lines.append("|" + "|".join("---" for _ in sec["columns"]) + "|")
+            lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in sec["rows"]]
+            lines += [""] + [f"- {n}" for n in sec.get("notes", [])] + ([""] if sec.get("notes") else [])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _resolve(name: str) -> Callable[[bool], Any]:
+    if name not in BENCHMARKS:
+        raise ConfigError(f"bench: unknown benchmark {name!r}; available: {', '.join(BENCHMARKS)}")
+    module, _, func = BENCHMARKS[name].partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def run_benchmarks(out: str | os.PathLike = "BENCHMARKS.md", only: list[str] | None = None, quick: bool = False,
+                   command: str = "dpiqa-edge bench", log: Callable[[str], None] = print) -> Path:
+    """Run the selected benchmarks, merge into ``<out>.json``, write ``out`` (markdown). Returns ``out``."""
+    names = list(only) if only else list(BENCHMARKS)
+    fns = {n: _resolve(n) for n in names}  # fail on a bad name before any timing starts
+    out = Path(out)
+    store_path = out.with_suffix(".json")
+    store: dict[str, Any] = {}
+    if store_path.is_file():
+        try:
+            store = json.loads(store_path.read_text())
+        except json.JSONDecodeError:
+            store = {}
+    sections = {k: v for k, v in store.get("sections", {}).items() if k in BENCHMARKS}
+    for n, fn in fns.items():
+        log(f"bench {n} ...")
+        result = fn(quick)
+        result = result if isinstance(result, list) else [result]
+        sections[n] = {"when": _now(), "quick": quick, "sections": [asdict(s) for s in result]}
+    ordered = {k: sections[k] for k in BENCHMARKS if k in sections}
+    machine = machine_facts()
+    write_json(store_path, {"machine": machine, "command": command, "sections": ordered})
+    write_text(out, render_markdown(ordered, machine, command, _now()))
+    return out
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+# --- registered benchmarks of the shared plumbing ------------------------------------------------------
+def bench_decode(quick: bool = False) -> Section:
+    """The ONE decoder and ONE preprocessing on package photos encoded as JPEG (quality 90) in memory."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from skimage import data as skd
+
+    from .runtime.image import decode_image
+    from .runtime.preprocess import Preprocess
+
+    warmup, repeat = (2, 10) if quick else (5, 50)
+    photo = skd.astronaut()
+    inputs = {"512x512": photo, "1024x768": np.asarray(Image.fromarray(skd.coffee()).resize((1024, 768), Image.BICUBIC))}
+    rows = []
+    for label, rgb in inputs.items():
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", quality=90)
+        jpeg = buf.getvalue()
+        base = time_fn(lambda: decode_image(jpeg), warmup, repeat)
+        cases = [("decode_image", base)]
+        for size in (512, 224):
+            pre = Preprocess(size=(size, size))
+            cases.append((f"decode + Preprocess({size})", time_fn(lambda p=pre: p(jpeg), warmup, repeat)))
+        mem = peak_memory(lambda: Preprocess(size=(512, 512))(jpeg))
+        for what, t in cases:
+            at512 = what.endswith("(512)")
+            rows.append([f"JPEG {label} ({len(jpeg) // 1024} KiB)", what, t.median_ms, t.p95_ms, ratio(t.median_ms, base.median_ms),
+                         f"{mem['python_peak_bytes'] / 2**20:.1f}" if at512 else "",
+                         f"{mem['rss_peak_bytes'] / 2**20:.0f} ({mem['rss_peak_is']})" if at512 else ""])
+    return Section("Image decoding and preprocessing (numpy + Pillow, 1 thread)",
+                   ["input", "step", "median ms", "p95 ms", "x decode", "peak Python MiB", "peak RSS MiB"], rows,
+                   [f"{repeat} timed calls after {warmup} warm-up calls each; photos: skimage astronaut, coffee (resized).",
+                    "peak Python MiB: tracemalloc peak of one decode + Preprocess(512) call (numpy buffers included); "
+                    "peak RSS: the whole process (interpreter and libraries included) during that call."])
