@@ -166,3 +166,15 @@ def bootstrap_ci(pred: Sequence[float], mos: Sequence[float], metric: str = "src
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(vals, [alpha, 1.0 - alpha])
     return (float(lo), float(hi))
+
+
+def median_over_splits(results: Sequence[dict]) -> dict:
+    """The field's summary of k random splits: the median of each metric over the ``evaluate`` dicts
+    (NaNs ignored), with ``splits`` = k. Report it beside the one-split figures, and say which is which."""
+    if not results:
+        raise InputError("metrics: no split results to summarise")
+    out: dict = {"splits": len(results)}
+    for key in METRICS:
+        vals = [r[key] for r in results if key in r and math.isfinite(r[key])]
+        out[key] = float(np.median(vals)) if vals else math.nan
+    return out

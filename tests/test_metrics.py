@@ -102,3 +102,12 @@ def test_bootstrap_ci_brackets_the_estimate_and_is_seeded():
 def test_metrics_does_not_import_torch():
     code = "import sys, dpiqa_edge.metrics as m; m.evaluate([1,2,3,4],[1,3,2,4]); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_median_over_splits():
+    res = [{"srcc": v, "plcc": 2 * v} for v in (0.5, 0.9, 0.7, float("nan"))]
+    out = metrics.median_over_splits(res)
+    assert out["splits"] == 4 and out["srcc"] == pytest.approx(0.7) and out["plcc"] == pytest.approx(1.4)  # NaN skipped
+    assert math.isnan(out["krcc"])
+    with pytest.raises(InputError):
+        metrics.median_over_splits([])
