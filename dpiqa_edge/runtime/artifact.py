@@ -48,6 +48,7 @@ def decode_metadata(raw: dict[str, str], where: str) -> dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in raw]
     if missing:
         raise ModelLoadError(f"{where}: not a dpiqa-edge artifact or metadata incomplete (missing {', '.join(missing)})")
+    check_producer_version(raw["dpiqa_edge_version"], where)
     meta: dict[str, Any] = {}
     for key, value in raw.items():
         if key in _JSON_KEYS and isinstance(value, str):
@@ -64,6 +65,24 @@ def decode_metadata(raw: dict[str, str], where: str) -> dict[str, Any]:
     if meta["target"] not in SUFFIX_TO_BACKEND.values():
         raise ModelLoadError(f"{where}: metadata target {meta['target']!r} is not onnx, openvino or coreml")
     return meta
+
+
+def check_producer_version(version: str, where: str) -> None:
+    """Refuse an artifact written by a newer dpiqa-edge (its metadata may mean what this one cannot read)
+    or by another major version; older releases of the same major version are read."""
+    from .. import __version__
+
+    def parse(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in str(v).split("+")[0].split(".")[:3])
+
+    try:
+        theirs = parse(version)
+    except ValueError:
+        raise ModelLoadError(f"{where}: producer version {version!r} is not a dpiqa-edge version (X.Y.Z)") from None
+    ours = parse(__version__)
+    if theirs[:1] != ours[:1] or theirs[:2] > ours[:2]:
+        raise ModelLoadError(f"{where}: written by dpiqa-edge {version}, this is {__version__}: unsupported producer "
+                             f"version; upgrade dpiqa-edge or re-export with this one")
 
 
 def resolve_artifact(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
@@ -147,14 +166,20 @@ def _onnx_metadata(file: Path) -> dict[str, str]:
 
 
 def _openvino_metadata(file: Path) -> dict[str, str]:
-    # The IR is XML: rt_info sits in <rt_info><dpiqa_edge><key value=".."/></dpiqa_edge></rt_info>.
-    # Parsing it with the standard library keeps metadata readable without the OpenVINO runtime.
+    # The IR is XML ending in <rt_info>...<dpiqa_edge><key value=".."/></dpiqa_edge></rt_info></net>.
+    # Only that block is parsed (the whole graph takes ~1 s for a small CNN), with the standard
+    # library, so metadata stays readable without the OpenVINO runtime.
     import xml.etree.ElementTree as ET
 
     if not file.with_suffix(".bin").is_file():
         raise ModelLoadError(f"{file}: weights file {file.with_suffix('.bin').name} is missing")
-    root = ET.parse(file).getroot()
-    section = root.find(f"rt_info/{RT_INFO_SECTION}")
+    text = file.read_text(encoding="utf-8")
+    if not text.rstrip().endswith("</net>"):
+        raise ModelLoadError(f"{file}: truncated OpenVINO IR (no closing </net>)")
+    start, end = text.rfind("<rt_info>"), text.rfind("</rt_info>")
+    if start < 0 or end < start:
+        return {}
+    section = ET.fromstring(text[start:end + len("</rt_info>")]).find(RT_INFO_SECTION)
     if section is None:
         return {}
     return {child.tag: child.get("value", "") for child in section}
