@@ -48,6 +48,11 @@ def test_smoke_counts_and_splits(smoke):
     assert info["counts"]["images"] == len(rows)
     img = np.asarray(Image.open(rows[0].abspath))
     assert img.shape == (64, 64, 3) and img.dtype == np.uint8
+    import csv
+
+    measures = list(csv.DictReader((out / "measures.csv").open()))
+    assert [float(m["mos"]) for m in measures] == pytest.approx([r.mos for r in rows], abs=1e-3)  # 4-decimal CSVs
+    assert all(float(m["ms_ssim"]) <= 1.0 for m in measures)
 
 
 def test_labels_fall_with_level_and_differ_across_refs(smoke, every_distortion):

@@ -24,11 +24,13 @@ Labels come from measuring the images, so at a fixed (distortion, level) they di
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import shutil
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -292,6 +294,8 @@ def synthesize(out_dir, cfg: SynthConfig | None = None, progress: bool = True, r
                 return manifest_path
         except (json.JSONDecodeError, OSError):
             pass
+    if info_path.is_file():  # our own earlier build with another config: drop its images, no orphans left
+        shutil.rmtree(out / "images", ignore_errors=True)
     t0 = time.perf_counter()
 
     # 1. References: scenes -> photos -> crops.
@@ -341,8 +345,13 @@ def synthesize(out_dir, cfg: SynthConfig | None = None, progress: bool = True, r
             labels.append(meas)
             bar.advance(task)
 
-    # 4. Manifest + synth.json (config, formula, counts, per-distortion label summary, time).
+    # 4. Manifest, the raw measures behind each label, synth.json (config, formula, counts, summary, time).
     write_manifest(manifest_path, rows)
+    with atomic_write(out / "measures.csv", "w", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["path", "ms_ssim", "psnr_db", "ciede2000", "mos"])
+        w.writerows([r.path, f"{m['ms_ssim']:.6f}", f"{m['psnr']:.4f}", f"{m['ciede2000']:.4f}", f"{m['mos']:.4f}"]
+                    for r, m in zip(rows, labels))
     seconds = time.perf_counter() - t0
     write_json(info_path, {
         "version": VERSION, "label": "synthetic pseudo-MOS", "score_range": [0, 100], "higher_is_better": True,
