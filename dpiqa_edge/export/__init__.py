@@ -52,7 +52,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
         int8_options: extra keywords for the quantizer (e.g. ``{"method": "entropy"}``).
         log: one line per step (None = silent).
     """
-    from ..errors import ConfigError, ExportError
+    from ..errors import ConfigError
     from ..io import atomic_path, read_json, sha256_file, write_json, write_text
     from ..runtime.artifact import encode_metadata
     from ..runtime.preprocess import Preprocess
@@ -88,6 +88,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
                               min_deployment_target=min_deployment_target or "iOS16", opset=opset or 17,
                               extra={"int8": dict(int8_options or {})})
     student = _student_name(config, model_dir)
+    deploy, fused = _deploy_form(model)
 
     # 3. Real images: parity, the gate threshold (val) and, for int8, calibration and the gate (test).
     manifest = parity_data or prov.get("manifest")
@@ -126,7 +127,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
         tmp.mkdir(parents=True)
         say(f"export: converting {model_dir} -> {target} {precision} ({size}x{size})")
         t1 = time.perf_counter()
-        artifact, info = module.convert(model, settings, tmp, encode_metadata(meta), calib=calib_arrays,
+        artifact, info = module.convert(deploy, settings, tmp, encode_metadata(meta), calib=calib_arrays,
                                         val=settings.extra["int8"].pop("val", None))
         t_convert = time.perf_counter() - t1
         t1 = time.perf_counter()
@@ -138,7 +139,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
         record = {
             "artifact": artifact.name, "target": target, "precision": precision, "label": backend.label,
             "metadata": meta, "settings": {k: v for k, v in settings.to_dict().items() if k != "extra"},
-            "target_note": spec.note, "conversion": info,
+            "target_note": spec.note, "conversion": {**info, "reparameterized": fused},
             "source": {"model_dir": str(model_dir), "sha256": meta["source_sha256"], "student": student,
                        "training_data": prov.get("manifest"), "synthetic": prov.get("synthetic")},
             "parity": par, "accuracy_gate": gate, "gate_threshold": threshold,
@@ -153,6 +154,16 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
         write_json(tmp / "export.json", record)
     say(f"export: wrote {out} ({record['size_bytes'] / 1e6:.1f} MB, parity {par['label']} passed)")
     return out
+
+
+def _deploy_form(model):
+    """The inference form of the student: train-time parallel branches (MobileOne, RepVit, ...) fused
+    with timm's ``reparameterize_model`` (a copy; parity still compares with the unfused source)."""
+    if not any(hasattr(m, "reparameterize") or hasattr(m, "fuse") for m in model.modules()):
+        return model, False
+    from timm.utils.model import reparameterize_model
+
+    return reparameterize_model(model, inplace=False).eval(), True
 
 
 def _provenance(config: dict[str, Any]) -> dict[str, Any]:

@@ -133,11 +133,11 @@ def newest_student(runs: str | os.PathLike = "runs") -> Path:
         except (OSError, ValueError):
             continue
         if model_type == "dpiqa_student":
-            found.append((folder / "model.safetensors").stat().st_mtime, folder)
+            found.append(((folder / "model.safetensors").stat().st_mtime, str(folder)))
     if not found:
         raise ModelLoadError(f"{runs}: no student checkpoint (config.json with model_type dpiqa_student + "
                              "model.safetensors) found; give --model DIR")
-    return max(found)[1]
+    return Path(max(found)[1])
 
 
 def default_out_dir(model_dir: Path, target: str, precision: str, root: str | os.PathLike = "exports") -> Path:

@@ -46,7 +46,8 @@ def save_mlpackage(model, settings: ExportSettings, path: Path, metadata: dict[s
     wrapper = ExportWrapper(model, raw_input=False).eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(wrapper, example_input(size, raw_input=False))
+        # check_trace off: it re-runs the model to compare traces (seconds); parity checks the result.
+        traced = torch.jit.trace(wrapper, example_input(size, raw_input=False), check_trace=False)
     # 2. Convert to an ML program.
     if settings.image_input:
         inputs = [ct.ImageType(name="image", shape=(1, 3, size, size), scale=1.0 / 255.0,
