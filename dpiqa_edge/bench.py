@@ -36,6 +36,7 @@ from .io import write_json, write_text
 #: name -> "module:function(quick) -> Section | list[Section]". Add one line per measurement.
 BENCHMARKS: dict[str, str] = {
     "decode": "dpiqa_edge.bench:bench_decode",
+    "models": "dpiqa_edge.bench_models:bench_models",
 }
 
 LIBRARIES = ("numpy", "pillow", "scipy", "torch", "onnxruntime", "openvino", "coremltools", "timm", "diffusers")

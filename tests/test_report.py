@@ -151,7 +151,7 @@ def test_html_embeds_every_plot_and_none_blank(written):
 SIZE = 32  # model input; the tiny graph's cost is independent of anything the report checks
 
 
-def _tiny_onnx(folder: Path, scale: float, bias: float, precision: str, sha: str) -> Path:
+def _tiny_onnx(folder: Path, scale: float, bias: float, precision: str, sha: str, size: int = SIZE) -> Path:
     """An export folder with a hand-built ONNX graph: score = bias + scale * mean(image); quality map
     = 8 copies of the 4x4 average-pooled luma. Built with onnx.helper (no torch: fast)."""
     import onnx
@@ -161,7 +161,7 @@ def _tiny_onnx(folder: Path, scale: float, bias: float, precision: str, sha: str
     from dpiqa_edge.runtime.artifact import encode_metadata
     from dpiqa_edge.runtime.preprocess import Preprocess
 
-    k = SIZE // 4
+    k = size // 4
     c = lambda name, v: helper.make_tensor(name, TensorProto.FLOAT, [len(v)] if len(v) > 1 else [], v)  # noqa: E731
     nodes = [
         helper.make_node("ReduceMean", ["image"], ["m"], axes=[1, 2, 3], keepdims=0),
@@ -175,12 +175,12 @@ def _tiny_onnx(folder: Path, scale: float, bias: float, precision: str, sha: str
         helper.make_node("Expand", ["pooled", "shape"], ["quality_map"]),
     ]
     graph = helper.make_graph(
-        nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, SIZE, SIZE])],
+        nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, size, size])],
         [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["n"]),
          helper.make_tensor_value_info("quality_map", TensorProto.FLOAT, ["n", 8, 4, 4])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     meta = {"dpiqa_edge_version": "0.1.0", "model_type": "dpiqa_student", "student": "tiny", "target": "onnx",
-            "precision": precision, "preprocessing": Preprocess(size=(SIZE, SIZE)).to_dict(), "raw_input": False,
+            "precision": precision, "preprocessing": Preprocess(size=(size, size)).to_dict(), "raw_input": False,
             "score_range": "0,100", "higher_is_better": True, "gate_threshold": 50.0, "source_sha256": sha,
             "outputs": "score,quality_map", "input_name": "image", "dynamic_batch": True}
     helper.set_model_props(model, encode_metadata(meta))

@@ -1,0 +1,394 @@
+"""Model benchmarks for BENCHMARKS.md (registered in ``bench.BENCHMARKS`` as ``models``): the paper's
+B7 student vs Lite0 vs a channel-pruned Lite0 vs INT8, per backend, side by side in one run, plus the
+teacher's forward at full SD-1.5 size and the ratios that matter for deployment.
+
+What is measured, and how (every number is measured in this run; nothing is copied in):
+1. Students are built at 512 x 512 in a temporary folder: ``paper`` (EfficientNet-B7, random init:
+   no B7 weights exist offline), ``lite0`` (the bundled ImageNet weights), ``lite0-pruned50`` (lite0
+   with 50% of the channels of every prunable layer removed by torch-pruning, magnitude importance,
+   no recovery fine-tune). Latency does not depend on the weights' values; INT8 calibration uses a
+   handful of package photos, enough for ranges, not for accuracy (accuracy is the report's job).
+2. Each is exported through ``export.export_model`` (dynamic batch) to ONNX and OpenVINO fp32, and
+   the Lite0 variants to INT8 (ORT QDQ, NNCF), exactly as a user would.
+3. Every row runs in its own subprocess (``python -m dpiqa_edge.bench_models``), so its peak RSS is
+   that model's process alone (runtime library included) and the phone-like rows can cap the ISA:
+   batch-1 latency p50/p95 via ``bench.time_fn``, best-batch throughput over a few batch sizes.
+4. Backends: torch eager (fp32), onnxruntime (what the graph holds), OpenVINO with f32 pinned,
+   OpenVINO at its own default on this CPU (read from the plugin: bf16 on AVX-512 BF16 / AMX CPUs),
+   OpenVINO int8.
+5. Phone-like: 1 thread, and for OpenVINO ``ONEDNN_MAX_CPU_ISA=AVX2`` (no AVX-512/AMX, DATA.md's
+   proxy); onnxruntime's own kernels do not read that variable, so its phone-like row is 1 thread only.
+6. The teacher: one forward of the full SD-1.5-size DP-IQA teacher (random init, 512 px) on the CPU
+   (no GPU here), few repeats; each student's speed ratio to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+SIZE = 512  #: SPEC's input size; every row is measured at 512 x 512
+PHONE_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2"}  #: OpenVINO's CPU plugin honours oneDNN's ISA cap
+
+
+@dataclass
+class Row:
+    """One measured configuration (one line of the main table)."""
+
+    model: str
+    backend: str  #: torch | onnxruntime | openvino
+    precision: str  #: stored precision of the model/artifact
+    ran: str = "?"  #: precision that actually executed (read back from the backend)
+    threads: int | None = None
+    params: int | None = None
+    gmacs: float | None = None
+    size_bytes: int | None = None
+    p50: float = float("nan")
+    p95: float = float("nan")
+    rss_bytes: int | None = None
+    throughput: dict[str, float] = field(default_factory=dict)  #: batch -> images/s
+    note: str = ""
+
+
+# ---------------------------------------------------------------------------------------------------
+# 1-2. students and exports
+# ---------------------------------------------------------------------------------------------------
+def _calib_folder(root: Path, n: int) -> Path:
+    """Package photos (scikit-image) as PNG files: the INT8 calibration frames."""
+    from PIL import Image
+    from skimage import data as skd
+
+    folder = root / "calib"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ["astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field"]
+    for i in range(n):
+        img = getattr(skd, names[i % len(names)])()
+        if i >= len(names):  # more frames than photos: mirrored copies differ in layout
+            img = img[:, ::-1]
+        Image.fromarray(img).save(folder / f"{i:02d}.png")
+    return folder
+
+
+def build_students(root: Path, quick: bool, log) -> dict[str, Path]:
+    """Student checkpoints at ``SIZE`` under ``root``: name -> folder (see the module doc)."""
+    from .quantize.prune import prune_model
+    from .student import StudentConfig, build_student, save_student
+    from .student.widths import record_widths
+
+    out: dict[str, Path] = {}
+    # --quick: lite0 and its INT8 exports only (no B7, no pruned variant, no teacher)
+    cfgs = {"lite0": StudentConfig(name="lite0", input_size=SIZE)}
+    if not quick:
+        cfgs["paper"] = StudentConfig(name="paper", input_size=SIZE, pretrained=False)
+    for name, cfg in cfgs.items():
+        log(f"  building {name} at {SIZE}px")
+        weights = "bundled ImageNet weights" if cfg.name == "lite0" else "random init"
+        out[name] = save_student(build_student(cfg), cfg, root / "students" / name, weights=weights, purpose="bench")
+    if quick:
+        return out
+    log("  pruning lite0 by 50% (torch-pruning, magnitude, no recovery)")
+    model = build_student(cfgs["lite0"])
+    prune_model(model, 0.5, size=224)  # trace size: any size the model accepts
+    cfg = replace(cfgs["lite0"], widths=record_widths(model))
+    out["lite0-pruned50"] = save_student(model, cfg, root / "students" / "lite0-pruned50", pruned_from=str(out["lite0"]),
+                                         ratio=0.5, purpose="bench")
+    return out
+
+
+def export_all(students: dict[str, Path], root: Path, quick: bool, log) -> dict[tuple[str, str, str], Path]:
+    """(student, target, precision) -> export folder. INT8 for the Lite0 variants only (B7 INT8 would
+    cost minutes of calibration here and is not a deployment candidate)."""
+    from .export import export_model
+
+    calib = _calib_folder(root, 8)
+    jobs = []
+    for name in students:
+        jobs += [(name, "onnx", "fp32"), (name, "openvino", "fp32")]
+        if name.startswith("lite0"):
+            jobs += [(name, "onnx", "int8"), (name, "openvino", "int8")]
+    out = {}
+    for name, target, precision in jobs:
+        t0 = time.perf_counter()
+        folder = root / "exports" / f"{name}-{target}-{precision}"
+        extra = {"calib": str(calib), "calib_images": 8} if precision == "int8" else {}
+        out[(name, target, precision)] = export_model(students[name], target, precision, folder, dynamic_batch=True,
+                                                      parity_images=2, log=None, **extra)
+        log(f"  exported {folder.name} in {time.perf_counter() - t0:.0f}s")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# 3. one measurement in a subprocess
+# ---------------------------------------------------------------------------------------------------
+def _worker(spec: dict[str, Any], env: dict[str, str] | None = None, timeout: float = 900) -> dict[str, Any]:
+    """Run :func:`measure` in a fresh interpreter; returns its JSON result (``error`` on failure)."""
+    full_env = {**os.environ, **(env or {})}
+    threads = spec.get("threads")
+    if threads:  # BLAS/OpenMP pools sized before any library starts
+        full_env["OMP_NUM_THREADS"] = str(threads)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "dpiqa_edge.bench_models", json.dumps(spec)], env=full_env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f}s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"exit {proc.returncode}: {tail[:200]}"}
+    return json.loads(lines[-1])
+
+
+def measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """Inside the worker: load one model, time batch 1 (and larger batches), report peak RSS.
+
+    ``spec``: kind (``artifact`` | ``torch`` | ``teacher``), path, threads, precision_hint, repeat,
+    warmup, batches (list; empty = batch 1 only).
+    """
+    import numpy as np
+
+    from .bench import time_fn
+
+    threads, repeat, warmup = spec.get("threads"), int(spec.get("repeat", 10)), int(spec.get("warmup", 2))
+    # 1. load
+    if spec["kind"] == "artifact":
+        from .runtime.backends import load_backend
+
+        backend = load_backend(spec["path"], precision_hint=spec.get("precision_hint"), threads=threads)
+        run, ran = (lambda x: backend.run(x)), backend.precision
+        if str(backend.metadata.get("precision")) == "int8" and ran != "int8":
+            ran = f"int8 (+{ran} rest)"  # OpenVINO: quantized ops in int8, the others at the hint
+    elif spec["kind"] == "torch":
+        import torch
+
+        from .student import load_student
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        model = load_student(spec["path"])[0].eval()
+
+        def run(x):
+            with torch.inference_mode():
+                return model(torch.from_numpy(x))
+
+        ran = "fp32"
+    else:  # the teacher at full SD-1.5 size
+        from .teacher.bench import full_size_teacher_forward
+
+        run, ran = full_size_teacher_forward(threads=threads)
+    # 2. batch-1 latency on a real photo
+    from skimage import data as skd
+
+    from .runtime.preprocess import Preprocess
+
+    x1 = Preprocess(size=(SIZE, SIZE))(skd.astronaut())[None]
+    t = time_fn(lambda: run(x1), warmup=warmup, repeat=repeat)
+    result = {"p50": t.median_ms, "p95": t.p95_ms, "repeat": t.repeat, "ran": ran, "throughput": {}}
+    # 3. throughput at larger batches (fewer repeats: each call is longer)
+    for b in spec.get("batches", []):
+        xb = np.repeat(x1, int(b), axis=0)
+        tb = time_fn(lambda: run(xb), warmup=1, repeat=max(2, repeat // 3))
+        result["throughput"][str(b)] = 1000.0 * int(b) / tb.median_ms
+    if "1" not in result["throughput"]:
+        result["throughput"]["1"] = 1000.0 / t.median_ms
+    # 4. the process' peak resident memory (model + runtime library + activations)
+    result["rss_bytes"] = _vm_hwm()
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------
+# 4-6. the plan, the run, the tables
+# ---------------------------------------------------------------------------------------------------
+def _plan(students: dict[str, Path], exports: dict[tuple[str, str, str], Path], quick: bool, threads: int,
+          ov_default: str) -> list[tuple[Row, dict[str, Any], dict[str, str] | None]]:
+    """(row, worker spec, extra env) for every configuration, in table order."""
+    plan = []
+    for name, folder in students.items():
+        slow = name == "paper"  # B7 at 512: ~1 s a call here; few repeats
+        rep = dict(repeat=3, warmup=1, batches=[2]) if slow else dict(repeat=5 if quick else 15, warmup=2,
+                                                                         batches=[4] if quick else [2, 4, 8])
+        plan.append((Row(name, "torch", "fp32", threads=threads), {"kind": "torch", "path": str(folder), **rep}, None))
+        for (sname, target, precision), art in exports.items():
+            if sname != name:
+                continue
+            if target == "onnx":
+                plan.append((Row(name, "onnxruntime", precision, threads=threads), {"kind": "artifact", "path": str(art), **rep}, None))
+            else:
+                plan.append((Row(name, "openvino", precision, threads=threads, note="f32 pinned"),
+                             {"kind": "artifact", "path": str(art), "precision_hint": "f32", **rep}, None))
+                if precision == "fp32" and ov_default != "f32":
+                    plan.append((Row(name, "openvino", precision, threads=threads, note=f"OpenVINO default here ({ov_default})"),
+                                 {"kind": "artifact", "path": str(art), "precision_hint": ov_default, **rep}, None))
+    # 5. phone-like: 1 thread; OpenVINO additionally capped to AVX2 (Lite0 family only)
+    phone = dict(repeat=5 if quick else 15, warmup=2, batches=[], threads=1)
+    for (name, target, precision), art in exports.items():
+        if not name.startswith("lite0"):
+            continue
+        if target == "openvino":
+            plan.append((Row(name, "openvino", precision, threads=1, note="phone-like: 1 thread, ONEDNN_MAX_CPU_ISA=AVX2, f32 pinned"),
+                         {"kind": "artifact", "path": str(art), "precision_hint": "f32", **phone}, PHONE_ENV))
+        else:
+            plan.append((Row(name, "onnxruntime", precision, threads=1, note="phone-like: 1 thread (ISA not capped: ORT ignores oneDNN's cap)"),
+                         {"kind": "artifact", "path": str(art), **phone}, None))
+    return plan
+
+
+def _openvino_default_precision() -> str:
+    """What OpenVINO's CPU plugin runs fp32 models in by default on this machine (bf16 / f32 / f16)."""
+    import openvino as ov
+
+    return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+
+
+def bench_models(quick: bool = False, log=None) -> list:
+    """The registered benchmark: returns the sections of BENCHMARKS.md (see the module doc).
+    ``log`` gets one line per step (default: stderr, so stdout stays the harness's)."""
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    from .bench import Section, ratio
+    from .io import read_json
+    from .student import complexity, load_student
+
+    t_start = time.perf_counter()
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    ov_default = _openvino_default_precision()
+    ov_default = {"bf16": "bf16", "f16": "f16"}.get(ov_default, "f32")
+    with tempfile.TemporaryDirectory(prefix="dpiqa-bench-") as tmp:
+        root = Path(tmp)
+        # 1-2. students and their exports
+        students = build_students(root, quick, log)
+        exports = export_all(students, root, quick, log)
+        cost = {n: complexity(load_student(d)[0], SIZE) for n, d in students.items()}
+        # 3-5. every configuration in its own process
+        rows = []
+        for row, spec, env in _plan(students, exports, quick, threads, ov_default):
+            spec.setdefault("threads", threads)
+            log(f"  {row.model:16s} {row.backend:11s} {row.precision:5s} {row.note}")
+            res = _worker(spec, env)
+            c = cost[row.model]
+            row.params, row.gmacs = c["params"], c["gmacs"]
+            if spec["kind"] == "artifact":
+                row.size_bytes = read_json(Path(spec["path"]) / "export.json").get("size_bytes")
+            else:
+                row.size_bytes = (Path(spec["path"]) / "model.safetensors").stat().st_size
+            if "error" in res:
+                row.note = (row.note + "; " if row.note else "") + "FAILED: " + res["error"]
+            else:
+                row.ran, row.p50, row.p95, row.rss_bytes, row.throughput = (res["ran"], res["p50"], res["p95"],
+                                                                           res["rss_bytes"], res["throughput"])
+            rows.append(row)
+        # 6. the teacher at full SD-1.5 size (random init), CPU
+        teacher = None
+        if not quick:
+            log("  teacher forward at full SD-1.5 size (random init, CPU) ...")
+            teacher = _worker({"kind": "teacher", "threads": threads, "repeat": 2, "warmup": 1, "batches": []}, timeout=1500)
+    return _sections(rows, teacher, quick, ov_default, time.perf_counter() - t_start, Section, ratio)
+
+
+def _find(rows: list[Row], model: str, backend: str, precision: str, phone: bool = False, default: bool = False):
+    for r in rows:
+        if (r.model, r.backend, r.precision) == (model, backend, precision) and r.note.startswith("phone") == phone \
+                and r.note.startswith("OpenVINO default") == default:
+            return r
+    return None
+
+
+def _mb(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / 1e6:.1f}"
+
+
+def _best(r: Row) -> str:
+    if not r.throughput:
+        return "n/a"
+    b, v = max(r.throughput.items(), key=lambda kv: kv[1])
+    return f"{v:.1f} (batch {b})"
+
+
+def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_default: str, seconds: float,
+              Section, ratio) -> list:
+    """The three tables: every configuration, the phone-like rows, the ratios."""
+    nan = float("nan")
+    t_ms = teacher["p50"] if teacher and "error" not in teacher else nan
+    main = [r for r in rows if not r.note.startswith("phone")]
+    phone = [r for r in rows if r.note.startswith("phone")]
+    cols = ["model", "backend", "precision (stored -> ran)", "threads", "params (M)", "GMACs @512", "size (MB)",
+            "p50 ms", "p95 ms", "best throughput img/s", "peak RSS (MiB)", "x faster than teacher", "note"]
+    table = [[r.model, r.backend, f"{r.precision} -> {r.ran}", r.threads, (r.params or 0) / 1e6, r.gmacs, _mb(r.size_bytes),
+              r.p50, r.p95, _best(r), "n/a" if r.rss_bytes is None else f"{r.rss_bytes / 2**20:.0f}", ratio(t_ms, r.p50), r.note]
+             for r in main]
+    notes = [
+        f"Measured in one run ({seconds / 60:.1f} min{', --quick' if quick else ''}) on this machine (see above); "
+        "512x512 input, batch 1 unless stated; every row in its own subprocess (peak RSS includes the runtime library).",
+        "Weights: paper (EfficientNet-B7) random init (no B7 weights offline); lite0 the bundled ImageNet weights; "
+        "lite0-pruned50 = lite0 with 50% of channels removed (torch-pruning, magnitude, no recovery). "
+        "Latency does not depend on weight values; INT8 calibrated on 8 package photos (ranges only).",
+        f"OpenVINO: 'f32 pinned' sets INFERENCE_PRECISION_HINT=f32; its own default on this CPU is {ov_default} "
+        "(read from the plugin), shown as a separate row. INT8 rows: int8 kernels, remaining ops at the hint.",
+        "Other engineers share these 2 cores during this run: expect noise of tens of percent between rows.",
+    ]
+    if teacher is None:
+        notes.append("Teacher forward not measured (--quick).")
+    elif "error" in teacher:
+        notes.append(f"Teacher forward FAILED: {teacher['error']}")
+    else:
+        table.append([f"teacher (full SD-1.5 size, random init)", "torch", f"fp32 -> {teacher.get('ran', 'fp32')}",
+                      teacher.get("threads", ""), (teacher.get("params") or nan) / 1e6, nan, "n/a", teacher["p50"],
+                      teacher["p95"], "n/a", f"{teacher['rss_bytes'] / 2**20:.0f}", 1.0,
+                      f"CPU (no GPU lent to this run); {teacher.get('repeat')} timed calls"])
+    out = [Section("Students vs backends (512x512)", cols, table, notes)]
+    # phone-like rows, each next to its 2-thread counterpart
+    prow = []
+    for r in phone:
+        full = _find(rows, r.model, r.backend, r.precision)
+        prow.append([r.model, r.backend, f"{r.precision} -> {r.ran}", r.p50, r.p95,
+                     ratio(r.p50, full.p50) if full else nan, r.note.replace("phone-like: ", "")])
+    out.append(Section("Phone-like rows (1 thread; OpenVINO capped to AVX2)",
+                       ["model", "backend", "precision (stored -> ran)", "p50 ms", "p95 ms", "x slower than all cores", "what was capped"],
+                       prow, ["A proxy for a phone-class CPU (no AVX-512/AMX, one core), not a phone measurement."]))
+    # ratios
+    rat = []
+    for backend in ("onnxruntime", "openvino"):
+        int8 = _find(rows, "lite0", backend, "int8")
+        paper = _find(rows, "paper", backend, "fp32")
+        if int8 and paper:
+            rat.append(["Lite0 INT8 vs paper fp32 (speed-up)", backend, ratio(paper.p50, int8.p50),
+                        ratio(paper.size_bytes or nan, int8.size_bytes or nan)])
+        if int8:
+            rat.append(["Lite0 INT8 vs teacher (speed-up)", backend, ratio(t_ms, int8.p50), nan])
+        for model in ("lite0", "lite0-pruned50"):
+            fp32, q = _find(rows, model, backend, "fp32"), _find(rows, model, backend, "int8")
+            if fp32 and q:
+                rat.append([f"{model} INT8 vs fp32 (speed-up)", backend, ratio(fp32.p50, q.p50),
+                            ratio(fp32.size_bytes or nan, q.size_bytes or nan)])
+            dflt = _find(rows, model, backend, "fp32", default=True)
+            if dflt and q:
+                rat.append([f"{model} INT8 vs fp32 at OpenVINO's default ({ov_default})", backend, ratio(dflt.p50, q.p50), nan])
+    for model in ("lite0", "lite0-pruned50"):
+        torch_p, torch_m = _find(rows, "paper", "torch", "fp32"), _find(rows, model, "torch", "fp32")
+        if torch_p and torch_m:
+            rat.append([f"{model} vs paper, torch eager fp32 (speed-up)", "torch", ratio(torch_p.p50, torch_m.p50),
+                        ratio(torch_p.size_bytes or nan, torch_m.size_bytes or nan)])
+    out.append(Section("Ratios (p50 latency at batch 1; size = artifact bytes)", ["comparison", "backend", "speed ratio", "size ratio"],
+                       rat, ["speed ratio = slower p50 / faster p50 (> 1: the first-named model is faster); n/a: not measured."]))
+    return out
+
+
+def _vm_hwm() -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+if __name__ == "__main__":  # the worker entry point used by _worker
+    print(json.dumps(measure(json.loads(sys.argv[1]))))

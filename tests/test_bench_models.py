@@ -1,0 +1,91 @@
+"""The model benchmark (engineer H): its tables compute the ratios from the rows they show, its
+subprocess worker really loads and times an artifact (and reports a broken one instead of crashing),
+and the harness can find it. No speed is asserted: speed targets live in BENCHMARKS.md, not in tests."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from dpiqa_edge.bench import BENCHMARKS, Section, _resolve, ratio
+from dpiqa_edge.bench_models import PHONE_ENV, SIZE, Row, _sections, _worker, bench_models
+
+
+def _row(model, backend, precision, p50, size, note=""):
+    return Row(model, backend, precision, ran=precision, threads=2, params=1_000_000, gmacs=1.0, size_bytes=size,
+               p50=p50, p95=p50 * 1.1, rss_bytes=100 * 2**20, throughput={"1": 1000 / p50}, note=note)
+
+
+@pytest.fixture
+def tables():
+    rows = [
+        _row("paper", "torch", "fp32", 800.0, 260_000_000),
+        _row("paper", "onnxruntime", "fp32", 400.0, 250_000_000),
+        _row("lite0", "torch", "fp32", 80.0, 15_000_000),
+        _row("lite0", "onnxruntime", "fp32", 40.0, 14_000_000),
+        _row("lite0", "onnxruntime", "int8", 20.0, 4_000_000),
+        _row("lite0", "openvino", "fp32", 30.0, 14_000_000, note="f32 pinned"),
+        _row("lite0", "openvino", "fp32", 15.0, 14_000_000, note="OpenVINO default here (bf16)"),
+        _row("lite0", "openvino", "int8", 10.0, 4_000_000, note="f32 pinned"),
+        _row("lite0", "openvino", "int8", 25.0, 4_000_000, note="phone-like: 1 thread, ONEDNN_MAX_CPU_ISA=AVX2"),
+    ]
+    teacher = {"p50": 20_000.0, "p95": 21_000.0, "rss_bytes": 5 * 2**30, "repeat": 2, "ran": "fp32", "params": 1e9}
+    return {s.title: s for s in _sections(rows, teacher, False, "bf16", 60.0, Section, ratio)}
+
+
+def _ratio(sec, comparison, backend):
+    [row] = [r for r in sec.rows if r[0] == comparison and r[1] == backend]
+    return row[2], row[3]
+
+
+# exact: the ratios are divisions of the numbers given above
+@pytest.mark.parametrize("comparison, backend, speed, size", [
+    ("Lite0 INT8 vs paper fp32 (speed-up)", "onnxruntime", 400 / 20, 250 / 4),
+    ("Lite0 INT8 vs teacher (speed-up)", "onnxruntime", 20_000 / 20, math.nan),
+    ("Lite0 INT8 vs teacher (speed-up)", "openvino", 20_000 / 10, math.nan),
+    ("lite0 INT8 vs fp32 (speed-up)", "onnxruntime", 40 / 20, 14 / 4),
+    ("lite0 INT8 vs fp32 (speed-up)", "openvino", 30 / 10, 14 / 4),
+    ("lite0 INT8 vs fp32 at OpenVINO's default (bf16)", "openvino", 15 / 10, math.nan),
+    ("lite0 vs paper, torch eager fp32 (speed-up)", "torch", 800 / 80, 260 / 15),
+])
+def test_ratios_from_rows(tables, comparison, backend, speed, size):
+    sec = tables["Ratios (p50 latency at batch 1; size = artifact bytes)"]
+    got_speed, got_size = _ratio(sec, comparison, backend)
+    assert got_speed == pytest.approx(speed, rel=1e-12)
+    assert (math.isnan(got_size) and math.isnan(size)) or got_size == pytest.approx(size, rel=1e-12)
+
+
+def test_main_and_phone_tables(tables):
+    main = tables["Students vs backends (512x512)"]
+    assert len(main.rows) == 8 + 1  # every non-phone row plus the teacher
+    lite_int8_ov = [r for r in main.rows if r[:3] == ["lite0", "openvino", "int8 -> int8"]][0]
+    assert lite_int8_ov[main.columns.index("x faster than teacher")] == pytest.approx(2000.0)
+    assert main.rows[-1][0].startswith("teacher") and "CPU" in main.rows[-1][-1]
+    [phone] = tables["Phone-like rows (1 thread; OpenVINO capped to AVX2)"].rows
+    assert phone[5] == pytest.approx(25 / 10)  # vs the same model/backend/precision on all cores
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in phone[-1]
+
+
+def test_worker_times_a_real_artifact(tmp_path):
+    from test_report import _tiny_onnx
+
+    art = _tiny_onnx(tmp_path / "tiny-onnx-fp32", 100.0, 0.0, "fp32", "c" * 64, size=SIZE)
+    res = _worker({"kind": "artifact", "path": str(art), "threads": 1, "repeat": 3, "warmup": 1, "batches": [2]},
+                  env=PHONE_ENV, timeout=120)
+    assert "error" not in res, res
+    assert res["ran"] == "fp32" and res["repeat"] == 3
+    assert 0 < res["p50"] <= res["p95"]
+    assert res["throughput"]["2"] > 0 and res["throughput"]["1"] > 0
+    assert res["rss_bytes"] > 20 * 2**20  # a Python process with numpy + onnxruntime loaded is far above 20 MiB
+
+
+def test_worker_reports_a_broken_artifact(tmp_path):
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"not a model")
+    res = _worker({"kind": "artifact", "path": str(bad), "repeat": 1, "warmup": 0}, timeout=120)
+    assert res["error"].startswith("exit ") and "model.onnx" in res["error"]
+
+
+def test_registered_in_the_harness():
+    assert "models" in BENCHMARKS and _resolve("models") is bench_models
