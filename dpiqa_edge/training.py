@@ -134,7 +134,7 @@ class _SeededItems:
 def _running_srcc(pred: list[float], target: list[float]) -> float:
     p, t = np.asarray(pred, float), np.asarray(target, float)
     keep = np.isfinite(t)
-    if keep.sum() < 3:
+    if keep.sum() < 3 or np.ptp(p[keep]) == 0 or np.ptp(t[keep]) == 0:  # undefined: say so, don't warn
         return float("nan")
     from scipy.stats import spearmanr
 

@@ -4,15 +4,56 @@ from __future__ import annotations
 
 import click
 
-from ..errors import StageNotBuiltError
 
-
-@click.command()
-@click.option("--data", "manifest", required=True, type=click.Path(dir_okay=False))
-@click.option("--targets", "targets_dir", type=click.Path(file_okay=False))
-@click.option("--student", default="lite0", show_default=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--config", "config_file", type=click.Path(dir_okay=False))
-def distill(**kwargs) -> None:
+@click.command(epilog="""\b
+Examples:
+  dpiqa-edge distill --data synth/manifest.csv --targets targets/ --student lite0 --out runs/lite0 \\
+      --config configs/distill-demo.toml
+  dpiqa-edge distill --data koniq.csv --targets t/ --student paper --out runs/paper     (SPEC recipe)
+  dpiqa-edge distill --data koniq.csv --student timm:mobilenetv3_large_100 --out runs/mnv3   (MOS only)
+\b
+Loss: w_mos*MSE(score, MOS or teacher score) + w_feat*MSE(F_student, F_quality) [+ w_kd, w_rank];
+the teacher is never loaded, only its targets folder. Re-running with the same --out resumes from
+its last checkpoint; the best epoch by val SRCC is the result.""")
+@click.option("--data", "manifest", required=True, type=click.Path(dir_okay=False),
+              help="Manifest CSV (path,mos,split,...); train rows train, val rows pick the best epoch.")
+@click.option("--targets", "targets_dir", type=click.Path(file_okay=False),
+              help="Teacher targets folder from `teacher score`; omit to train from MOS alone.")
+@click.option("--student", default=None, help="paper | lite0 | timm:NAME  [config's, else paper]")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output student folder.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML recipe (configs/distill*.toml); options below override it.")
+@click.option("--epochs", type=int, help="Training epochs.")
+@click.option("--batch-size", type=int, help="Global batch size.")
+@click.option("--lr", type=float, help="Adam learning rate.")
+@click.option("--input-size", type=int, help="Student input side in pixels.")
+@click.option("--map-size", type=int, help="Side of the student's 8-channel quality map.")
+@click.option("--score-target", type=click.Choice(["mos", "teacher"]),
+              help="mos: MOS, teacher score where MOS is empty; teacher: teacher scores only.")
+@click.option("--w-feat", type=float, help="Weight of the quality-map (feature) loss.")
+@click.option("--w-kd", type=float, help="Weight of MSE to the teacher's score.")
+@click.option("--freeze-stages", type=int, help="Freeze the stem and the first N backbone stages.")
+@click.option("--seed", type=int, help="Seed of every random draw (batch order, augmentation).")
+@click.option("--cpu", is_flag=True, help="Train on the CPU even when a GPU is present.")
+@click.option("--quiet", is_flag=True, help="No progress bar or messages.")
+def distill(manifest, targets_dir, student, out_dir, config_file, epochs, batch_size, lr, input_size, map_size,
+            score_target, w_feat, w_kd, freeze_stages, seed, cpu, quiet) -> None:
     """Distill the teacher into a student (paper | lite0 | timm:NAME)."""
-    raise StageNotBuiltError("distill: stage not built yet")
+    from ..config import from_dict, load_config, to_dict
+    from .config import DistillConfig
+    from .train import distill as run
+
+    cfg = load_config(DistillConfig, config_file, score_target=score_target, w_feat=w_feat, w_kd=w_kd,
+                      freeze_stages=freeze_stages)
+    d = to_dict(cfg)
+    for key, value in (("name", student), ("input_size", input_size), ("map_size", map_size)):
+        if value is not None:
+            d["student"][key] = value
+    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
+        if value is not None:
+            d["train"][key] = value
+    if cpu:
+        d["train"]["cpu"] = True
+    out = run(manifest, out_dir, from_dict(DistillConfig, d, where=config_file or "distill"), targets_dir,
+              quiet=quiet)
+    click.echo(str(out))

@@ -110,6 +110,28 @@ class Student(nn.Module):
         nn.init.zeros_(last.weight)
         nn.init.constant_(last.bias, 0.5)
 
+    def freeze(self, stages: int) -> list[str]:
+        """Freeze the stem and the first ``stages`` backbone stages: no gradients, BN statistics kept
+        (those modules stay in eval mode through ``train()``). Returns the frozen module names."""
+        net = self.backbone.model
+        blocks = getattr(net, "blocks", None)
+        if blocks is None:
+            raise ConfigError(f"freeze: backbone {type(net).__name__} has no .blocks stages")
+        if stages > len(blocks):
+            raise ConfigError(f"freeze: {stages} stages asked, the backbone has {len(blocks)}")
+        names = [n for n in ("conv_stem", "bn1") if hasattr(net, n)] + [f"blocks.{i}" for i in range(stages)]
+        for name in names:
+            net.get_submodule(name).requires_grad_(False)
+        self._frozen = ["backbone.model." + n for n in names]
+        self.train(self.training)
+        return self._frozen
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for name in getattr(self, "_frozen", ()):
+            self.get_submodule(name).eval()
+        return self
+
     def forward(self, x):
         feats = self.backbone((x - self.mean) / self.std)
         qmap = F.relu(self.map_branch(feats))
