@@ -207,3 +207,8 @@ def test_a_checkpoint_is_not_an_artifact(student, tmp_path):
     assert res.exit_code == 2 and "expected one artifact" in res.output
     with pytest.raises(ModelLoadError, match="not an artifact"):
         QualityScorer(student / "model.safetensors")
+    # a checkpoint of another model type: a student folder handed to the teacher loader
+    from dpiqa_edge.teacher.model import load_teacher
+
+    with pytest.raises(ModelLoadError, match="not a DP-IQA teacher"):
+        load_teacher(student)
