@@ -114,3 +114,13 @@ def test_measure_is_monotone_in_a_simple_case(photo):
     scores = [synth.measure(ref, np.clip(ref + s * noise, 0, 255).astype(np.uint8))["mos"] for s in (2, 8, 30)]
     assert scores[0] > scores[1] > scores[2]
     assert synth.measure(ref, ref)["mos"] == pytest.approx(100.0)
+
+
+def test_default_plan_is_big_enough_and_split_by_scene():
+    # What `make demo` builds, counted without building it (the real run is timed in the report).
+    scenes, refs, split_of, jobs = synth.plan(synth.SynthConfig())
+    assert len(jobs) >= 1000 and len(scenes) >= 8
+    assert len([s for s, _ in scenes if s in synth.COLOUR_SCENES]) == 8
+    assert len({r[0] for r in refs if r[0] == "motorcycle"}) == 1 and sum(r[0] == "motorcycle" for r in refs) == 4
+    for split in ("train", "val", "test"):  # every split holds at least one colour scene
+        assert any(split_of[s] == split for s in synth.COLOUR_SCENES)

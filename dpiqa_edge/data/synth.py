@@ -277,27 +277,10 @@ def _save_png(path: Path, rgb: np.ndarray) -> None:
         Image.fromarray(rgb).save(fh, "PNG", compress_level=3)
 
 
-def synthesize(out_dir, cfg: SynthConfig | None = None, progress: bool = True, reuse: bool = True) -> Path:
-    """Build the set under ``out_dir`` -> ``out_dir/manifest.csv`` (+ ``synth.json``, ``images/``).
-
-    With ``reuse`` a folder already built with the same config and version is returned as is.
-    """
-    cfg = cfg or SynthConfig()
+def plan(cfg: SynthConfig) -> tuple[list, list, dict[str, str], list]:
+    """What a build will make, without making it: (scenes, references, scene -> split, jobs), where a job
+    is (reference, distortion, level) and a reference is (scene, name, rgb, is_grey)."""
     cfg.validate()
-    out = Path(out_dir)
-    manifest_path, info_path = out / "manifest.csv", out / "synth.json"
-    cfg_dict = asdict(cfg)
-    if reuse and manifest_path.is_file() and info_path.is_file():
-        try:
-            prev = json.loads(info_path.read_text())
-            if prev.get("config") == json.loads(json.dumps(cfg_dict)) and prev.get("version") == VERSION:
-                return manifest_path
-        except (json.JSONDecodeError, OSError):
-            pass
-    if info_path.is_file():  # our own earlier build with another config: drop its images, no orphans left
-        shutil.rmtree(out / "images", ignore_errors=True)
-    t0 = time.perf_counter()
-
     # 1. References: scenes -> photos -> crops.
     scenes = list(COLOUR_SCENES.items()) + (list(GREY_SCENES.items()) if cfg.include_grey else [])
     if cfg.scenes:
@@ -321,10 +304,38 @@ def synthesize(out_dir, cfg: SynthConfig | None = None, progress: bool = True, r
     for kind in (COLOUR_SCENES, GREY_SCENES):
         split_of.update(assign_groups([s for s, _ in scenes if s in kind], fractions, cfg.seed) if any(s in kind for s, _ in scenes) else {})
 
-    # 3. Distort, measure, store.
+    # 3. Jobs: pristine + every distortion at every level; colour distortions skipped on grey scenes.
     levels = cfg.level_ids()
     jobs = [(ref, name, lvl) for ref in refs for name in ("pristine",) + tuple(cfg.distortions)
             for lvl in ((0,) if name == "pristine" else levels) if not (ref[3] and name != "pristine" and DISTORTIONS[name].colour)]
+    return scenes, refs, split_of, jobs
+
+
+def synthesize(out_dir, cfg: SynthConfig | None = None, progress: bool = True, reuse: bool = True) -> Path:
+    """Build the set under ``out_dir`` -> ``out_dir/manifest.csv`` (+ ``synth.json``, ``images/``).
+
+    With ``reuse`` a folder already built with the same config and version is returned as is.
+    """
+    cfg = cfg or SynthConfig()
+    cfg.validate()
+    out = Path(out_dir)
+    manifest_path, info_path = out / "manifest.csv", out / "synth.json"
+    cfg_dict = asdict(cfg)
+    if reuse and manifest_path.is_file() and info_path.is_file():
+        try:
+            prev = json.loads(info_path.read_text())
+            if prev.get("config") == json.loads(json.dumps(cfg_dict)) and prev.get("version") == VERSION:
+                return manifest_path
+        except (json.JSONDecodeError, OSError):
+            pass
+    if info_path.is_file():  # our own earlier build with another config: drop its images, no orphans left
+        shutil.rmtree(out / "images", ignore_errors=True)
+    t0 = time.perf_counter()
+
+    # 1-2. References (crops of the photos), the scene split and the job list.
+    scenes, refs, split_of, jobs = plan(cfg)
+
+    # 3. Distort, measure, store.
     rows, labels = [], []
     from rich.progress import Progress
 
