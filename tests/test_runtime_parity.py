@@ -88,6 +88,18 @@ def test_scorer_matches_the_torch_student_within_the_export_tolerance(export_dir
     assert [bare.score(p) for p in photos] == list(single)
 
 
+def test_raw_input_export(student, photos, tmp_path):
+    """A --raw-input ONNX export (uint8 NHWC in, /255 in-graph): the scorer feeds it uint8 frames and
+    gets the torch student's scores within the export's tolerance."""
+    from dpiqa_edge.export import export_model
+
+    out = export_model(student, "onnx", out_dir=tmp_path / "raw", raw_input=True, dynamic_batch=True, parity_images=2, log=None)
+    scorer = QualityScorer(out, threads=1)
+    assert scorer.raw_input and scorer.prepare(photos[0]).dtype == np.uint8
+    tol = json.loads((out / "export.json").read_text())["parity"]["tolerance"]["score"]
+    np.testing.assert_allclose(scorer.score_batch(photos), torch_scores(student, photos), atol=tol, rtol=0)
+
+
 def test_threads_share_one_real_scorer(export_dir, photos):
     """8 threads on one scorer (OpenVINO: its lock; ONNX: ORT's thread-safe run) == serial, exactly."""
     scorer = QualityScorer(export_dir, threads=1)

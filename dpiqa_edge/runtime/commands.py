@@ -31,10 +31,13 @@ Exit codes: 0 every input kept; 1 some input is retake or cannot be read (each n
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per image/frame on stdout: input, frame, score, verdict, reason.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Images per inference call (1 for fixed-batch artifacts).")
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads [default: the backend's].")
+@click.option("--precision-hint", help="Execution precision to ask the backend for (OpenVINO: f32 [default] | bf16 | f16; "
+              "CoreML on macOS: cpu | all). Reported in the table title.")
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Walk sub-folders of folder inputs.")
 @click.option("--min-stable", type=click.IntRange(min=1), default=5, show_default=True, help="Frames that must agree before the gate's verdict changes.")
 @click.option("--hysteresis", type=click.FloatRange(min=0), default=2.5, show_default=True, help="Half-width of the dead band around the threshold (score points).")
-def check(artifact, inputs, camera, max_frames, threshold, as_json, batch_size, threads, recursive, min_stable, hysteresis) -> None:
+def check(artifact, inputs, camera, max_frames, threshold, as_json, batch_size, threads, precision_hint, recursive, min_stable,
+          hysteresis) -> None:
     """Check image quality with an exported model: 0-100 per image or frame, keep or retake."""
     from .checker import check_sources, segments, summarise
     from .scorer import QualityScorer
@@ -46,7 +49,7 @@ def check(artifact, inputs, camera, max_frames, threshold, as_json, batch_size, 
     sources = expand_inputs(inputs, recursive=recursive)
     if camera is not None:
         sources.append(Source("camera", f"camera:{camera}", index=camera))
-    scorer = QualityScorer(artifact, threads=threads, batch_size=batch_size)
+    scorer = QualityScorer(artifact, threads=threads, precision_hint=precision_hint, batch_size=batch_size)
     if threshold is None:
         threshold = scorer.gate_threshold
     if threshold is None:
@@ -97,7 +100,7 @@ def _print_table(rows, scorer, threshold, summary) -> None:
     from rich.table import Table
 
     style = {"keep": "green", "retake": "yellow", "error": "red", "wait": "dim"}
-    table = Table(title=f"{scorer.name} {scorer.precision} - threshold {threshold:g} (0-100, higher = better)")
+    table = Table(title=f"{scorer.label} - threshold {threshold:g} (0-100, higher = better)")
     for col, kw in (("input", {}), ("score", {"justify": "right"}), ("verdict", {}), ("reason", {"overflow": "fold"})):
         table.add_column(col, **kw)
     for r in rows:

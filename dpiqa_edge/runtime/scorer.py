@@ -106,6 +106,11 @@ class QualityScorer:
     def precision(self) -> str:
         return str(getattr(self.backend, "precision", "?"))
 
+    @property
+    def label(self) -> str:
+        """What ran, for reports: e.g. ``openvino fp32 (ran fp32)``, ``coreml fp32 (emulated on Linux)``."""
+        return str(getattr(self.backend, "label", f"{self.name} {self.precision}"))
+
     def __repr__(self) -> str:
         h, w = self.preprocess.size
         return f"QualityScorer({self.artifact!s}, backend={self.name}, precision={self.precision}, input={h}x{w})"
