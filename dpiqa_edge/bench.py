@@ -36,6 +36,7 @@ from .io import write_json, write_text
 #: name -> "module:function(quick) -> Section | list[Section]". Add one line per measurement.
 BENCHMARKS: dict[str, str] = {
     "decode": "dpiqa_edge.bench:bench_decode",
+    "synth": "dpiqa_edge.bench:bench_synth",
     "models": "dpiqa_edge.bench_models:bench_models",
 }
 
@@ -95,25 +96,33 @@ def _proc_status(key: str) -> int | None:
     return None
 
 
-def peak_memory(fn: Callable[[], Any]) -> dict[str, Any]:
-    """Run ``fn`` once; return its peak traced Python allocations and the process' peak RSS (bytes)."""
+def peak_memory(fn: Callable[[], Any], trace_python: bool = True) -> dict[str, Any]:
+    """Run ``fn`` once; return its peak traced Python allocations and the process' peak RSS (bytes).
+
+    ``trace_python=False`` skips tracemalloc (which slows allocation-heavy code several-fold) when the
+    same call is also being timed; ``python_peak_bytes`` is then None.
+    """
     reset = False
     try:  # writing 5 resets VmHWM to the current RSS (Linux >= 4.0)
         Path("/proc/self/clear_refs").write_text("5")
         reset = True
     except OSError:
         pass
-    tracemalloc.start()
+    traced = None
+    if trace_python:
+        tracemalloc.start()
     try:
         fn()
-        _, traced = tracemalloc.get_traced_memory()
+        if trace_python:
+            _, traced = tracemalloc.get_traced_memory()
     finally:
-        tracemalloc.stop()
+        if trace_python:
+            tracemalloc.stop()
     rss = _proc_status("VmHWM")
     if rss is None:  # not Linux: ru_maxrss (KiB on Linux, bytes on macOS) is a lifetime peak
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
         reset = False
-    return {"python_peak_bytes": int(traced), "rss_peak_bytes": int(rss), "rss_peak_is": "this call" if reset else "process lifetime"}
+    return {"python_peak_bytes": None if traced is None else int(traced), "rss_peak_bytes": int(rss), "rss_peak_is": "this call" if reset else "process lifetime"}
 
 
 def machine_facts() -> dict[str, Any]:
@@ -165,7 +174,7 @@ def render_markdown(sections: dict[str, dict], machine: dict, command: str, when
     """BENCHMARKS.md text: how it was made, the machine and versions, then one table per benchmark."""
     lines = ["# Benchmarks", "",
              "Written by the harness (`dpiqa_edge/bench.py`); do not edit by hand. Re-run with `make bench`.", "",
-             f"- command: `{command}`", f"- last run: {when} UTC",
+             f"- last command: `{command}` ({when} UTC); each section names the run that produced it",
              f"- CPU: {machine['cpu']} ({machine['logical_cores']} logical cores, {machine['usable_cores']} usable)",
              f"- ISA: {', '.join(machine['isa']) or 'none detected'}",
              f"- OS: {machine['os']}, Python {machine['python']}, OMP_NUM_THREADS={machine['omp_num_threads']}",
@@ -175,7 +184,8 @@ def render_markdown(sections: dict[str, dict], machine: dict, command: str, when
     for name, entry in sections.items():
         for sec in entry["sections"]:
             lines += [f"## {sec['title']}", "", f"_benchmark `{name}`, run {entry['when']} UTC"
-                      + (" (quick)" if entry.get("quick") else "") + "_", ""]
+                      + (" (quick)" if entry.get("quick") else "")
+                      + (f" by `{entry['command']}`" if entry.get("command") else "") + "_", ""]
             lines.append("| " + " | ".join(sec["columns"]) + " |")
             lines.append("|" + "|".join("---" for _ in sec["columns"]) + "|")
             lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in sec["rows"]]
@@ -197,23 +207,28 @@ def run_benchmarks(out: str | os.PathLike = "BENCHMARKS.md", only: list[str] | N
     fns = {n: _resolve(n) for n in names}  # fail on a bad name before any timing starts
     out = Path(out)
     store_path = out.with_suffix(".json")
-    store: dict[str, Any] = {}
-    if store_path.is_file():
-        try:
-            store = json.loads(store_path.read_text())
-        except json.JSONDecodeError:
-            store = {}
-    sections = {k: v for k, v in store.get("sections", {}).items() if k in BENCHMARKS}
+    fresh: dict[str, Any] = {}
     for n, fn in fns.items():
         log(f"bench {n} ...")
         result = fn(quick)
         result = result if isinstance(result, list) else [result]
-        sections[n] = {"when": _now(), "quick": quick, "sections": [asdict(s) for s in result]}
+        fresh[n] = {"when": _now(), "quick": quick, "command": command, "sections": [asdict(s) for s in result]}
+    # Merge with what is stored *now* (read after the runs, which can take minutes, so a concurrent
+    # `--only other` run is not overwritten), keeping registry order.
+    sections = {k: v for k, v in _read_store(store_path).get("sections", {}).items() if k in BENCHMARKS}
+    sections.update(fresh)
     ordered = {k: sections[k] for k in BENCHMARKS if k in sections}
     machine = machine_facts()
     write_json(store_path, {"machine": machine, "command": command, "sections": ordered})
     write_text(out, render_markdown(ordered, machine, command, _now()))
     return out
+
+
+def _read_store(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (json.JSONDecodeError, OSError):
+        return {}
 
 
 def _now() -> str:
@@ -256,3 +271,34 @@ def bench_decode(quick: bool = False) -> Section:
                    [f"{repeat} timed calls after {warmup} warm-up calls each; photos: skimage astronaut, coffee (resized).",
                     "peak Python MiB: tracemalloc peak of one decode + Preprocess(512) call (numpy buffers included); "
                     "peak RSS: the whole process (interpreter and libraries included) during that call."])
+
+
+def bench_synth(quick: bool = False) -> Section:
+    """Building the embedded default set (one build, timed end to end) and the cost of one label."""
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+    from skimage import data as skd
+
+    from .data.synth import DISTORTIONS, SynthConfig, measure, synthesize
+
+    cfg = SynthConfig.smoke() if quick else SynthConfig()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        cpu0 = time.process_time()
+        mem = peak_memory(lambda: synthesize(Path(tmp) / "synth", cfg, progress=False, reuse=False), trace_python=False)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        n = sum(1 for _ in (Path(tmp) / "synth" / "images").rglob("*.png"))
+    rows.append(["smoke" if quick else "default", f"{n} images at {cfg.size} px", wall * 1e3, cpu * 1e3, n / wall,
+                 f"{mem['rss_peak_bytes'] / 2**20:.0f}"])
+    ref = np.asarray(Image.fromarray(skd.chelsea()).resize((cfg.size, cfg.size), Image.LANCZOS))
+    jpeg = DISTORTIONS["jpeg"]
+    dist = jpeg.fn(ref, jpeg.params[2], np.random.default_rng(0))
+    t = time_fn(lambda: measure(ref, dist), 1, 3 if quick else 10)
+    rows.append(["one label", f"measure() at {cfg.size} px", t.median_ms, "", 1e3 / t.median_ms, ""])
+    return Section("Synthetic set (synthetic pseudo-MOS labels)", ["build", "what", "wall ms", "CPU ms", "images/s", "peak RSS MiB"],
+                   rows, ["One build, single process; wall time includes PNG writes (atomic, fsynced). "
+                          "CPU ms is this process' CPU time: on a loaded machine wall >> CPU.",
+                          f"one label = 3-scale SSIM + PSNR + CIEDE2000 of a {cfg.size} px image against its reference (median of repeats)."])

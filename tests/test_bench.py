@@ -85,3 +85,8 @@ def test_registry_entries_resolve():
     # Every registered benchmark points at a real function (imports only that stage's module).
     for name in bench.BENCHMARKS:
         assert callable(bench._resolve(name))
+
+
+def test_peak_memory_without_tracing():
+    mem = bench.peak_memory(lambda: np.ones(1000).sum(), trace_python=False)
+    assert mem["python_peak_bytes"] is None and mem["rss_peak_bytes"] > 0
