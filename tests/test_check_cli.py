@@ -167,3 +167,15 @@ def test_bad_file_corpus(artifact, sharp, tmp_path):
     # the table view names them too, one line each, still without a traceback
     table = run("--model", artifact, "--threshold", "1", folder)
     assert table.exit_code == 1 and "zero.jpg" in table.output and "Traceback" not in table.output
+
+
+def test_run_check_function_matches_the_command(artifact, sharp, tmp_path):
+    from dpiqa_edge.runtime.checker import run_check
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    bad_corpus(folder, sharp)
+    out = run_check(artifact, [str(folder)], threshold=1.0)
+    cli = json_lines(run("--model", artifact, "--json", "--threshold", "1", folder))
+    assert [(r["input"], r["verdict"]) for r in out["records"]] == [(r["input"], r["verdict"]) for r in cli]
+    assert out["summary"]["exit_code"] == 1 and len(out["summary"]["failed_inputs"]) == 8

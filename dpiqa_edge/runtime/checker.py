@@ -139,3 +139,28 @@ def _segment(run: list[dict]) -> dict:
         return dict(last, label=first["input"] if first["frame"] is None else f"{first['input']} [frame {first['frame']}]")
     scores = [r["score"] for r in run if r["score"] is not None]
     return dict(last, label=f"{first['input']} [frames {first['frame']}-{last['frame']}]", score=float(np.mean(scores)) if scores else None)
+
+
+def run_check(artifact, inputs: list[str], *, threshold: float | None = None, batch_size: int = 8, threads: int | None = None,
+              recursive: bool = True, max_frames: int | None = None, gate_options: dict | None = None) -> dict:
+    """``dpiqa-edge check`` as a function (for the demo and notebooks): records, summary and timing.
+
+    Returns ``{"model", "threshold", "records", "summary", "seconds", "items_per_s"}``; raises
+    ModelLoadError / ConfigError like the command (exit 2 cases), never for a bad input.
+    """
+    import time
+
+    from ..errors import ConfigError
+    from .scorer import QualityScorer
+    from .sources import expand_inputs
+
+    scorer = QualityScorer(artifact, threads=threads, batch_size=batch_size)
+    threshold = scorer.gate_threshold if threshold is None else threshold
+    if threshold is None:
+        raise ConfigError(f"{artifact}: metadata has no gate_threshold; give threshold=")
+    t0 = time.perf_counter()
+    records = list(check_sources(scorer, expand_inputs(inputs, recursive=recursive), threshold=threshold,
+                                 gate_options=gate_options, batch_size=batch_size, max_frames=max_frames))
+    seconds = time.perf_counter() - t0
+    return {"model": scorer.label, "threshold": threshold, "records": records, "summary": summarise(records),
+            "seconds": seconds, "items_per_s": len(records) / seconds if seconds > 0 else float("nan")}
