@@ -183,3 +183,44 @@ def bench_prune_int8(quick: bool = False):
                     "Pruned = torch-pruning magnitude importance, channels rounded to multiples of 8, not fine-tuned "
                     "(latency does not depend on the weights). Accuracy cost per ratio: the demo's prune.json "
                     "(synthetic pseudo-MOS).", "Timed round-robin on a shared 2-core machine."])
+
+
+def accuracy_section(exports: dict[str, Path], prune_reports: dict[str, Path] | None = None,
+                     label: str = "synthetic pseudo-MOS"):
+    """A BENCHMARKS/report table of compressed variants' accuracy, from files a run already wrote.
+
+    Args:
+        exports: variant name -> export folder (its ``export.json`` holds the accuracy gate: SRCC of the
+            float parent and of the artifact vs MOS on the held-out test split, drop, rank agreement).
+        prune_reports: pruned student name -> its ``prune.json`` (SRCC before/after, params, GMACs).
+        label: what the MOS are ("synthetic pseudo-MOS" on the embedded set).
+    """
+    from ..bench import Section
+    from ..io import read_json
+
+    rows = []
+    for name, folder in exports.items():
+        rec = read_json(Path(folder) / "export.json")
+        g = rec.get("accuracy_gate") or {}
+        q = (rec.get("conversion") or {}).get("quantization") or {}
+        rows.append([name, rec.get("label", ""), g.get("srcc_parent", float("nan")), g.get("srcc_variant", float("nan")),
+                     g.get("drop", float("nan")), g.get("rank_agreement", float("nan")),
+                     rec.get("size_bytes", 0) / 1e6, q.get("size_ratio", float("nan")),
+                     {True: "passed", False: "FAILED", None: "not run"}[g.get("passed")]])
+    sections = [Section(f"INT8 accuracy vs float parent on held-out images ({label})",
+                        ["variant", "ran as", "SRCC parent", "SRCC int8", "drop", "rank agreement", "MB",
+                         "size vs fp32", "gate (<= 0.01)"], rows,
+                        ["SRCC vs MOS on the manifest's test split; parent = the float student in torch."])]
+    if prune_reports:
+        prow = []
+        for name, path in prune_reports.items():
+            p = read_json(path)
+            for stage in ("before", "pruned_no_finetune", "after"):
+                d = p[stage]
+                prow.append([name, stage, d["params"] / 1e6, d["gmacs"],
+                             d["srcc"].get("val", {}).get("srcc", float("nan")),
+                             d["srcc"].get("test", {}).get("srcc", float("nan"))])
+        sections.append(Section(f"Pruning: size and SRCC before / after the recovery fine-tune ({label})",
+                                ["student", "stage", "params M", "GMACs", "val SRCC", "test SRCC"], prow,
+                                ["GMACs at the student's own input size."]))
+    return sections
