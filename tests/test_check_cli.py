@@ -179,3 +179,19 @@ def test_run_check_function_matches_the_command(artifact, sharp, tmp_path):
     cli = json_lines(run("--model", artifact, "--json", "--threshold", "1", folder))
     assert [(r["input"], r["verdict"]) for r in out["records"]] == [(r["input"], r["verdict"]) for r in cli]
     assert out["summary"]["exit_code"] == 1 and len(out["summary"]["failed_inputs"]) == 8
+
+
+def test_camera_path_with_a_stand_in_device(artifact, tmp_path, monkeypatch):
+    """No camera here: device 0 is OpenCV reading a generated clip, so --camera runs its real code path
+    (one frame per inference call, --frames limit, the gate)."""
+    import cv2
+
+    from test_camera_gate import write_video
+
+    clip = write_video(tmp_path / "cam.avi", [(12, 0)])
+    real = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", lambda src, *a: real(str(clip)) if src == 0 else real(src, *a))
+    res = run("--model", artifact, "--json", "--camera", "0", "--frames", "7", "--min-stable", "3")
+    recs = json_lines(res)
+    assert [r["input"] for r in recs] == ["camera:0"] * 7 and [r["frame"] for r in recs] == list(range(7))
+    assert [r["verdict"] for r in recs] == ["wait", "wait"] + ["keep"] * 5 and res.exit_code == 0

@@ -113,12 +113,22 @@ def _gate_batch(scorer, gate: CameraGate, batch: list[Item]) -> Iterable[dict]:
 
 
 def summarise(records: list[dict]) -> dict:
-    """Counts per verdict and the exit code DESIGN asks for (1 when anything failed or was unreadable)."""
+    """Counts per verdict (of records, i.e. images and frames, and of inputs) and the exit code DESIGN
+    asks for: 1 when any input has a retake or error record. An input's verdict is its worst record's
+    (error > retake > keep > wait)."""
     counts: dict[str, int] = {}
+    worst: dict[str, str] = {}
+    rank = {"wait": 0, "keep": 1, "retake": 2, "error": 3}
     for r in records:
-        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
-    failed = sorted({r["input"] for r in records if r["verdict"] in FAILING})
-    return {"counts": counts, "failed_inputs": failed, "exit_code": 1 if failed else 0}
+        v = r["verdict"]
+        counts[v] = counts.get(v, 0) + 1
+        if rank.get(v, 0) >= rank.get(worst.get(r["input"], "wait"), 0):
+            worst[r["input"]] = v
+    inputs: dict[str, int] = {}
+    for v in worst.values():
+        inputs[v] = inputs.get(v, 0) + 1
+    failed = sorted(name for name, v in worst.items() if v in FAILING)
+    return {"counts": counts, "inputs": inputs, "failed_inputs": failed, "exit_code": 1 if failed else 0}
 
 
 def segments(records: Iterable[dict]) -> Iterator[dict]:
@@ -138,7 +148,8 @@ def _segment(run: list[dict]) -> dict:
     if first["frame"] is None or len(run) == 1:
         return dict(last, label=first["input"] if first["frame"] is None else f"{first['input']} [frame {first['frame']}]")
     scores = [r["score"] for r in run if r["score"] is not None]
-    return dict(last, label=f"{first['input']} [frames {first['frame']}-{last['frame']}]", score=float(np.mean(scores)) if scores else None)
+    # The first frame of a run is where its verdict was reached: its reason explains the run.
+    return dict(first, label=f"{first['input']} [frames {first['frame']}-{last['frame']}]", score=float(np.mean(scores)) if scores else None)
 
 
 def run_check(artifact, inputs: list[str], *, threshold: float | None = None, batch_size: int = 8, threads: int | None = None,

@@ -110,5 +110,6 @@ def _print_table(rows, scorer, threshold, summary) -> None:
     if not console.is_terminal:  # piped to a file: keep full paths on one line rather than fold at 80 columns
         console = Console(width=240)
     console.print(table)
-    counts = ", ".join(f"{n} {v}" for v, n in sorted(summary["counts"].items()))
-    console.print(f"{counts or 'nothing checked'}; exit {summary['exit_code']}")
+    inputs = ", ".join(f"{n} {v}" for v, n in sorted(summary["inputs"].items()))
+    frames = ", ".join(f"{n} {v}" for v, n in sorted(summary["counts"].items()))
+    console.print(f"inputs: {inputs or 'none'} (images and frames: {frames or 'none'}); exit {summary['exit_code']}")

@@ -106,6 +106,8 @@ def decode_images(sources: Iterable[Source], prepare: Callable[[Any], np.ndarray
 
 def open_capture(source: Source):
     """An OpenCV VideoCapture for a video file or camera; InputError (exit 1) when it cannot be opened."""
+    # FFmpeg's own log lines about a damaged container would interleave with our one-line report.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
         import cv2
     except ImportError:
