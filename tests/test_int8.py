@@ -197,3 +197,38 @@ def test_calibration_from_folder_and_manifest_never_uses_test(tmp_path):
     with pytest.raises(InputError, match="test split"):
         calibration_paths(tmp_path / "t.csv")
     assert [b.shape for b in as_batches([np.zeros((2, 3, 4, 4), np.float32)])] == [(1, 3, 4, 4)] * 2
+
+
+def test_gate_fails_an_int8_artifact_forced_off_budget(images, tmp_path):
+    """Through the real quantizer: calibrating on black frames clips every activation (a forced, real
+    failure); the gate must reject it at the 0.01 budget while the properly calibrated one stays close."""
+    import onnxruntime as ort
+
+    from dpiqa_edge.errors import GateError
+    from dpiqa_edge.quantize.gate import enforce_gate, srcc_gate
+    from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
+
+    torch.manual_seed(0)
+    model = TinyStudent().eval()
+    with torch.no_grad():
+        model.head[2].weight.mul_(20)  # spread the untrained scores (~2 points) so ranks mean something
+    src = tmp_path / "m.onnx"
+    torch.onnx.export(model, (torch.rand(1, 3, SIZE, SIZE),), str(src), input_names=["image"],
+                      output_names=["score", "quality_map"], dynamic_axes={"image": {0: "n"}}, dynamo=False)
+    held_out = np.stack(images[12:])
+    with torch.no_grad():
+        parent = model(torch.from_numpy(held_out))[0].numpy()
+    mos = parent + np.random.default_rng(1).normal(0, parent.std() * 0.3, len(parent))  # SRCC(parent) ~0.9
+
+    def variant(name, calib):
+        quantize_onnx(src, tmp_path / f"{name}.onnx", calib, progress=False)
+        sess = ort.InferenceSession(str(tmp_path / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+        return sess.run(["score"], {"image": held_out})[0]
+
+    good = srcc_gate(parent, variant("good", images[:12]), mos, max_drop=0.01)
+    forced = srcc_gate(parent, variant("black", [np.zeros_like(images[0])] * 4), mos, max_drop=0.01, name="black-calib")
+    assert forced["passed"] is False and forced["drop"] > 0.3  # measured ~0.9: ranking destroyed
+    with pytest.raises(GateError, match="black-calib"):
+        enforce_gate(forced)
+    # The honest INT8 keeps the parent's ranking (measured agreement ~0.98 on 12 images; 0.9 leaves room).
+    assert good["rank_agreement"] > 0.9 and good["drop"] < forced["drop"] / 5
