@@ -176,8 +176,8 @@ def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, ca
     _mark_precision(quantized)
     with atomic_path(dst_xml) as tmp_xml:
         ov.save_model(quantized, str(tmp_xml), compress_to_fp16=False)
-        # OpenVINO reads <stem>.bin beside the .xml (no name inside it): move the weights first, then
-        # atomic_path renames the .xml, so a reader never sees the new .xml with the old .bin.
+        # OpenVINO reads <stem>.bin beside the .xml (no name inside it), so the weights must end up under
+        # the final stem: each file is complete before its rename (the .bin first, then atomic_path's .xml).
         os.replace(tmp_xml.with_suffix(".bin"), dst_xml.with_suffix(".bin"))
 
     # 5. Report from the artifact itself.
