@@ -100,19 +100,9 @@ def test_judge_image():
 
 
 def write_video(path, segments, size=96, fps=10):
-    """Frames of a real photo: (n, blur sigma) per segment, written with OpenCV's MJPG writer."""
-    import cv2
-    from skimage import data
+    from dpiqa_edge.runtime.measure import make_video
 
-    base = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))
-    assert writer.isOpened()
-    for n, sigma in segments:
-        frame = base if sigma == 0 else cv2.GaussianBlur(base, (0, 0), sigma)
-        for _ in range(n):
-            writer.write(np.ascontiguousarray(frame[:, :, ::-1]))  # OpenCV writes BGR
-    writer.release()
-    return path
+    return make_video(path, segments, size=size, fps=fps)
 
 
 def test_video_flips_keep_retake_keep(tmp_path):

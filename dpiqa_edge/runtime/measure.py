@@ -132,6 +132,34 @@ def make_folder(folder: Path, n: int, shape=(480, 640)) -> Path:
     return folder
 
 
+def make_video(path: str | os.PathLike, segments: Sequence[tuple[int, float]] = ((15, 0), (15, 3), (15, 0)), size: int = 96,
+               fps: int = 10) -> Path:
+    """A clip of a real photo (skimage's astronaut): ``(frames, Gaussian blur sigma)`` per segment,
+    written with OpenCV's MJPG writer. Sharp -> blurred -> sharp shows the camera gate flipping."""
+    import cv2
+    import numpy as np
+    from skimage import data
+
+    from ..errors import InputError
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    base = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
+    # Written under a temporary name (cv2 needs a real file name with the right extension) and renamed.
+    from ..io import atomic_path
+
+    with atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))
+        if not writer.isOpened():
+            raise InputError(f"{path}: OpenCV cannot write an MJPG video here")
+        for n, sigma in segments:
+            frame = base if sigma == 0 else cv2.GaussianBlur(base, (0, 0), sigma)
+            for _ in range(n):
+                writer.write(np.ascontiguousarray(frame[:, :, ::-1]))  # OpenCV writes BGR
+        writer.release()
+    return path
+
+
 def _subprocess(args: list[str], env_extra: dict[str, str] | None = None) -> Any:
     env = {**os.environ, **(env_extra or {})}
     out = subprocess.run([sys.executable, "-m", "dpiqa_edge.runtime.measure", *args], env=env, check=True,
