@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from _runtime_models import export_onnx, make_scorer
-from dpiqa_edge.errors import ConfigError
+from dpiqa_edge.errors import ConfigError, InputError
 from dpiqa_edge.runtime.gate import CameraGate, exposure_clipping, judge_image, sharpness
 
 
@@ -93,6 +93,16 @@ def test_threshold_comes_from_metadata_or_fails_clearly():
         CameraGate(scorer=Scorer())
     with pytest.raises(ConfigError):
         CameraGate(50, smoothing=0)
+    with pytest.raises(ConfigError, match="0-100"):
+        CameraGate(150)
+
+
+def test_non_finite_score_is_refused_and_state_kept():
+    gate = CameraGate(50, min_stable=1, smoothing=0.5)
+    gate.update(80)
+    with pytest.raises(InputError, match="not finite"):
+        gate.update(float("nan"))
+    assert gate.smoothed == 80 and gate.verdict == "keep"
 
 
 def test_judge_image():

@@ -18,12 +18,13 @@ The default threshold is the artifact's ``gate_threshold`` (calibrated on the va
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from .image import ImageInput, decode_image
 
 KEEP, RETAKE, WAIT = "keep", "retake", "wait"
@@ -112,6 +113,8 @@ class CameraGate:
             threshold = scorer.gate_threshold
         if threshold is None:
             raise ConfigError("camera gate: no threshold given and the artifact metadata has no gate_threshold; pass --threshold")
+        if not 0.0 <= float(threshold) <= 100.0:
+            raise ConfigError(f"camera gate: threshold {threshold} is outside the 0-100 score scale")
         if not (0.0 < smoothing <= 1.0) or min_stable < 1 or hysteresis < 0:
             raise ConfigError(f"camera gate: need 0 < smoothing <= 1, min_stable >= 1, hysteresis >= 0 (got {smoothing}, {min_stable}, {hysteresis})")
         self.threshold = float(threshold)
@@ -162,6 +165,8 @@ class CameraGate:
             vote, check, why = RETAKE, failed[0], failed[1]
         else:
             score = float(score)
+            if not math.isfinite(score):  # one NaN would poison the moving average for good
+                raise InputError(f"camera gate: frame score {score} is not finite")
             a = self.smoothing
             self.smoothed = score if self.smoothed is None else a * score + (1.0 - a) * self.smoothed
             check = None
