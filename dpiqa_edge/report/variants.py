@@ -175,12 +175,15 @@ def score_variant(artifact: str | os.PathLike, paths: Sequence[str], *, threads:
         latency["threads"] = threads
     elif latency_repeats <= 0:
         note = "not measured (latency_repeats=0)"
+    stored = read_metadata_value(meta, "precision", export.get("precision"))
+    ran = scorer.precision
+    if stored == "int8" and ran != "int8":  # OpenVINO: quantized ops in int8, the rest at the precision hint
+        ran = f"int8 (+{ran} rest)"
     params, gmacs, cnote = params_gmacs(export, scorer.preprocess.size[0]) if export else (None, None, None)
     file = getattr(scorer.backend, "file", None)
     return ScoredVariant(
         name=_variant_name(artifact, folder), artifact=str(artifact), scores=scores, backend=backend,
-        precision=read_metadata_value(meta, "precision", export.get("precision")),
-        precision_ran=scorer.precision, label=EMULATED_LABEL if emulated else None,
+        precision=stored, precision_ran=ran, label=EMULATED_LABEL if emulated else None,
         student=read_metadata_value(meta, "student", export.get("student")),
         target=read_metadata_value(meta, "target", export.get("target", backend)),
         source_sha256=read_metadata_value(meta, "source_sha256", export.get("source_sha256")),
