@@ -46,3 +46,24 @@ def test_prefetch_stops_early_without_running_everything():
 def test_batched():
     assert [len(b) for b in batched(range(10), 4)] == [4, 4, 2]
     assert list(batched([], 3)) == []
+
+
+def test_unlistable_folder_is_a_named_failure(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from dpiqa_edge.runtime.sources import expand_inputs
+
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "locked").mkdir()
+    real = Path.rglob
+
+    def rglob(self, pattern):
+        if self.name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real(self, pattern)
+
+    monkeypatch.setattr(Path, "rglob", rglob)
+    srcs = expand_inputs([str(tmp_path / "locked"), str(tmp_path / "ok")])
+    assert [(s.kind, Path(s.name).name) for s in srcs] == [("error", "locked"), ("image", "a.jpg")]
+    assert "cannot be listed" in srcs[0].error and "Permission denied" in srcs[0].error

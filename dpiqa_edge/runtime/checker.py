@@ -63,6 +63,9 @@ def check_sources(
                 j += 1
             yield from _check_images(scorer, sources[i:j], threshold, bs, workers, tick)
             i = j
+        elif sources[i].kind == "error":
+            yield record(sources[i], None, None, "error", sources[i].error or "cannot be read")
+            i += 1
         else:
             yield from _check_stream(scorer, sources[i], threshold, gate_options or {}, bs, max_frames, tick)
             i += 1

@@ -28,10 +28,11 @@ VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", 
 class Source:
     """One thing named on the command line after expansion: an image, a video, or a camera."""
 
-    kind: str  #: image | video | camera
+    kind: str  #: image | video | camera | error (an input that failed before any decoding)
     name: str  #: what reports call it (the path, or "camera:N")
     path: Path | None = None
     index: int | None = None  #: camera device index
+    error: str | None = None  #: the reason, for kind "error"
 
 
 @dataclass
@@ -52,7 +53,11 @@ def expand_inputs(inputs: Iterable[str], *, recursive: bool = True) -> list[Sour
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            walker = sorted(p.rglob("*") if recursive else p.iterdir())
+            try:
+                walker = sorted(p.rglob("*") if recursive else p.iterdir())
+            except OSError as exc:  # unreadable folder: a named failure, the other inputs still run
+                out.append(Source("error", str(p), p, error=f"{p}: folder cannot be listed ({exc.strerror or exc})"))
+                continue
             for f in walker:
                 rel = f.relative_to(p).parts
                 if any(part.startswith(".") for part in rel) or not f.is_file():
