@@ -45,7 +45,8 @@ LIBRARIES = ("numpy", "pillow", "scipy", "torch", "onnxruntime", "openvino", "co
 
 @dataclass
 class Timing:
-    """Wall-clock statistics of repeated calls, in milliseconds."""
+    """Wall-clock statistics of repeated calls, in milliseconds (``cpu_median_ms``: this process' CPU
+    time per call, all threads; below wall time when the machine is busy, above it when threads help)."""
 
     median_ms: float
     p95_ms: float
@@ -53,9 +54,10 @@ class Timing:
     min_ms: float
     repeat: int
     warmup: int
+    cpu_median_ms: float | None = None
 
 
-def summarize_times(seconds: list[float], warmup: int = 0) -> Timing:
+def summarize_times(seconds: list[float], warmup: int = 0, cpu_seconds: list[float] | None = None) -> Timing:
     """Statistics of per-call durations (seconds in, ms out); p95 by linear interpolation."""
     if not seconds:
         raise ConfigError("bench: no timings to summarise")
@@ -63,7 +65,8 @@ def summarize_times(seconds: list[float], warmup: int = 0) -> Timing:
     pos = 0.95 * (len(ms) - 1)
     lo, frac = int(pos), pos - int(pos)
     p95 = ms[lo] + (ms[min(lo + 1, len(ms) - 1)] - ms[lo]) * frac
-    return Timing(statistics.median(ms), p95, statistics.fmean(ms), ms[0], len(ms), warmup)
+    cpu = statistics.median(cpu_seconds) * 1e3 if cpu_seconds else None
+    return Timing(statistics.median(ms), p95, statistics.fmean(ms), ms[0], len(ms), warmup, cpu)
 
 
 def time_fn(fn: Callable[[], Any], warmup: int = 3, repeat: int = 20) -> Timing:
@@ -73,12 +76,13 @@ def time_fn(fn: Callable[[], Any], warmup: int = 3, repeat: int = 20) -> Timing:
     for _ in range(warmup):
         fn()
     gc.collect()
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return summarize_times(times, warmup)
+        cpu.append(time.process_time() - c0)
+    return summarize_times(times, warmup, cpu)
 
 
 def ratio(a: float, b: float) -> float:
@@ -149,7 +153,7 @@ def machine_facts() -> dict[str, Any]:
             versions[lib] = "not installed"
     return {"cpu": model, "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "isa": [f for f in wanted if f in flags], "os": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"), "libraries": versions}
+            "python": platform.python_version(), "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None, "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"), "libraries": versions}
 
 
 @dataclass
@@ -177,9 +181,11 @@ def render_markdown(sections: dict[str, dict], machine: dict, command: str, when
              f"- last command: `{command}` ({when} UTC); each section names the run that produced it",
              f"- CPU: {machine['cpu']} ({machine['logical_cores']} logical cores, {machine['usable_cores']} usable)",
              f"- ISA: {', '.join(machine['isa']) or 'none detected'}",
-             f"- OS: {machine['os']}, Python {machine['python']}, OMP_NUM_THREADS={machine['omp_num_threads']}",
+             f"- OS: {machine['os']}, Python {machine['python']}, OMP_NUM_THREADS={machine['omp_num_threads']}, "
+             f"load average (1 min) when written: {machine.get('load_average_1min')}",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in machine["libraries"].items()), "",
-             "Times are wall-clock milliseconds per call after warm-up (median, p95 over the repeats). "
+             "Times are wall-clock milliseconds per call after warm-up (median, p95 over the repeats); where a "
+             "CPU column is shown it is the process' CPU time per call, the better figure on a busy machine. "
              "Accuracy numbers measured on the synthetic set are synthetic pseudo-MOS.", ""]
     for name, entry in sections.items():
         for sec in entry["sections"]:
@@ -263,11 +269,11 @@ def bench_decode(quick: bool = False) -> Section:
         mem = peak_memory(lambda: Preprocess(size=(512, 512))(jpeg))
         for what, t in cases:
             at512 = what.endswith("(512)")
-            rows.append([f"JPEG {label} ({len(jpeg) // 1024} KiB)", what, t.median_ms, t.p95_ms, ratio(t.median_ms, base.median_ms),
+            rows.append([f"JPEG {label} ({len(jpeg) // 1024} KiB)", what, t.median_ms, t.p95_ms, t.cpu_median_ms, ratio(t.cpu_median_ms, base.cpu_median_ms),
                          f"{mem['python_peak_bytes'] / 2**20:.1f}" if at512 else "",
                          f"{mem['rss_peak_bytes'] / 2**20:.0f} ({mem['rss_peak_is']})" if at512 else ""])
     return Section("Image decoding and preprocessing (numpy + Pillow, 1 thread)",
-                   ["input", "step", "median ms", "p95 ms", "x decode", "peak Python MiB", "peak RSS MiB"], rows,
+                   ["input", "step", "median ms", "p95 ms", "CPU median ms", "x decode (CPU)", "peak Python MiB", "peak RSS MiB"], rows,
                    [f"{repeat} timed calls after {warmup} warm-up calls each; photos: skimage astronaut, coffee (resized).",
                     "peak Python MiB: tracemalloc peak of one decode + Preprocess(512) call (numpy buffers included); "
                     "peak RSS: the whole process (interpreter and libraries included) during that call."])
@@ -297,7 +303,7 @@ def bench_synth(quick: bool = False) -> Section:
     jpeg = DISTORTIONS["jpeg"]
     dist = jpeg.fn(ref, jpeg.params[2], np.random.default_rng(0))
     t = time_fn(lambda: measure(ref, dist), 1, 3 if quick else 10)
-    rows.append(["one label", f"measure() at {cfg.size} px", t.median_ms, "", 1e3 / t.median_ms, ""])
+    rows.append(["one label", f"measure() at {cfg.size} px", t.median_ms, t.cpu_median_ms, 1e3 / t.median_ms, ""])
     return Section("Synthetic set (synthetic pseudo-MOS labels)", ["build", "what", "wall ms", "CPU ms", "images/s", "peak RSS MiB"],
                    rows, ["One build, single process; wall time includes PNG writes (atomic, fsynced). "
                           "CPU ms is this process' CPU time: on a loaded machine wall >> CPU.",

@@ -28,6 +28,8 @@ def test_time_fn_warms_up_then_times():
     t = bench.time_fn(lambda: calls.append(1), warmup=3, repeat=7)
     assert len(calls) == 10 and t.repeat == 7 and t.warmup == 3
     assert 0 <= t.min_ms <= t.median_ms <= t.p95_ms
+    busy = bench.time_fn(lambda: sum(range(20000)), warmup=0, repeat=5)
+    assert busy.cpu_median_ms is not None and busy.cpu_median_ms > 0  # pure-Python work is all CPU time
     with pytest.raises(ConfigError):
         bench.time_fn(lambda: None, repeat=0)
 
