@@ -103,11 +103,11 @@ def test_raw_input_export(student, photos, tmp_path):
 def test_threads_share_one_real_scorer(export_dir, photos):
     """8 threads on one scorer (OpenVINO: its lock; ONNX: ORT's thread-safe run) == serial, exactly."""
     scorer = QualityScorer(export_dir, threads=1)
-    serial = [scorer.score(p) for p in photos] * 2
+    serial = [scorer.score(p) for p in photos * 2]
     out: dict[int, list[float]] = {}
 
     def work(t):
-        out[t] = [scorer.score(p) for p in photos] * 1 + [scorer.score(p) for p in photos]
+        out[t] = [scorer.score(p) for p in photos * 2]
 
     ts = [threading.Thread(target=work, args=(t,)) for t in range(8)]
     for t in ts:
