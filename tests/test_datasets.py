@@ -138,6 +138,8 @@ def test_generic_csv_with_mos_range(tmp_path):
     _csv(root / "scores.csv", ["path", "mos", "split"], [[f"img/{i}.png", 1 + i, "training" if i < 3 else "test"] for i in range(5)])
     rows = _check(index_dataset("csv", root, tmp_path / "o.csv", mos_range=(1, 5)), 5)
     assert [r.mos for r in rows] == pytest.approx([0, 25, 50, 75, 100]) and rows[0].split == "train"
+    again = _check(index_dataset("csv", root, root / "manifest.csv", mos_range=(1, 5)), 5)  # out inside root: rerun-safe
+    assert _check(index_dataset("csv", root, root / "manifest.csv", mos_range=(1, 5)), 5)[0].mos == again[0].mos
 
 
 # --- bad files: one line naming the file (and the row where there is one) ----------------------------

@@ -181,9 +181,10 @@ def _kadid(root: Path) -> tuple[list[Row], dict]:
     return rows, {"score_files": [str(path)], "official_split": False, "grouped_by": "reference"}
 
 
-def _csv(root: Path, csv_file: str | os.PathLike | None, mos_range: tuple[float, float]) -> tuple[list[Row], dict]:
-    if csv_file is None:
-        found = sorted(root.glob("*.csv"))
+def _csv(root: Path, csv_file: str | os.PathLike | None, mos_range: tuple[float, float],
+         out: Path) -> tuple[list[Row], dict]:
+    if csv_file is None:  # the one CSV in root, not counting the manifest this run (re)writes
+        found = sorted(p for p in root.glob("*.csv") if p.resolve() != out.resolve())
         if len(found) != 1:
             raise InputError(f"{root}: expected exactly one .csv here (found {len(found)}); name it with --csv")
         csv_file = found[0]
@@ -221,7 +222,7 @@ def index_dataset(name: str, root, out, *, seed: int = 0, mos_range: tuple[float
         rng = tuple(float(v) for v in (mos_range or (0.0, 100.0)))
         if len(rng) != 2 or not rng[1] > rng[0]:
             raise InputError(f"data index: --mos-range must be lo,hi with hi > lo, got {mos_range}")
-        rows, info = _csv(root, csv_file, rng)
+        rows, info = _csv(root, csv_file, rng, out)
     else:
         rng = NOMINAL[name]
         rows, info = {"koniq10k": _koniq, "spaq": _spaq, "livec": _livec, "kadid10k": _kadid}[name](root)
