@@ -239,3 +239,14 @@ def test_cli_max_srcc_drop(tiny_set, max_drop, code):
     assert fp32["cost"]["size_bytes"] == (root / "tiny-onnx-fp32" / "model.onnx").stat().st_size
     if code:
         assert "tiny-onnx-int8" in res.output and "max-srcc-drop" in res.output
+
+
+@pytest.mark.parametrize("points, front", [
+    ([(3.0, 0.9), (1.5, 0.88), (2.0, 0.7)], [1, 0]),  # (2.0, 0.7) is slower and worse than (1.5, 0.88)
+    ([(1.0, 0.5), (2.0, 0.5)], [0]),  # equal accuracy, slower: dominated
+    ([(1.0, 0.9)], [0]),
+])
+def test_pareto_front(points, front):
+    from dpiqa_edge.report.plots import pareto_front
+
+    assert pareto_front(points) == front

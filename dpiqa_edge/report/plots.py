@@ -12,6 +12,7 @@ Each function writes one file through :mod:`dpiqa_edge.io` and returns its path.
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -105,7 +106,8 @@ def plot_pareto(rows: Sequence[dict[str, Any]], mos_label: str, path: Path) -> P
     """``rows``: dicts with name, srcc (vs MOS) and latency_ms (p50, or None when not measurable here)."""
     plt = _pyplot()
     placed = [r for r in rows if r.get("latency_ms") is not None and r.get("srcc") is not None]
-    missing = [r["name"] for r in rows if r not in placed]
+    no_latency = [r["name"] for r in rows if r.get("latency_ms") is None]
+    no_srcc = [r["name"] for r in rows if r.get("latency_ms") is not None and r.get("srcc") is None]
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     if placed:
         xs = [float(r["latency_ms"]) for r in placed]
@@ -120,13 +122,15 @@ def plot_pareto(rows: Sequence[dict[str, Any]], mos_label: str, path: Path) -> P
         if max(xs) / max(min(xs), 1e-9) > 20:
             ax.set_xscale("log")
     else:
-        ax.text(0.5, 0.5, "no variant has a latency measured here", ha="center", va="center",
+        ax.text(0.5, 0.5, "no variant has both a latency here and a defined SRCC", ha="center", va="center",
                 transform=ax.transAxes)
     ax.set_xlabel("latency p50 here, batch 1 (ms)")
     ax.set_ylabel(f"SRCC vs {mos_label}")
     title = "accuracy vs latency"
-    if missing:
-        title += "\nnot placed (no latency here): " + ", ".join(missing)
+    if no_latency:
+        title += "\n" + textwrap.fill("not placed, no latency here: " + ", ".join(no_latency), 90)
+    if no_srcc:
+        title += "\n" + textwrap.fill("not placed, SRCC undefined (constant scores): " + ", ".join(no_srcc), 90)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
