@@ -250,3 +250,25 @@ def test_pareto_front(points, front):
     from dpiqa_edge.report.plots import pareto_front
 
     assert pareto_front(points) == front
+
+
+def _sv(name, precision, target, sha, parent_sha=None):
+    return ScoredVariant(name, name, np.zeros(3), precision=precision, target=target, source_sha256=sha,
+                         parent_source_sha256=parent_sha)
+
+
+def test_parent_rules():
+    vs = [_sv("s-onnx-fp32", "fp32", "onnx", "a"), _sv("s-openvino-fp32", "fp32", "openvino", "a"),
+          _sv("s-openvino-int8", "int8", "openvino", "a"), _sv("s-coreml-fp32", "fp32", "coreml", "a"),
+          _sv("p-onnx-fp32", "fp32", "onnx", "p", parent_sha="a"), _sv("p-onnx-int8", "int8", "onnx", "p")]
+    assign_parents(vs)
+    assert {v.name: v.parent for v in vs} == {
+        "s-onnx-fp32": None,  # the float reference
+        "s-openvino-fp32": "s-onnx-fp32",  # conversion drift vs the fp32 ONNX
+        "s-openvino-int8": "s-openvino-fp32",  # same target's float export first
+        "s-coreml-fp32": "s-onnx-fp32",
+        "p-onnx-fp32": "s-onnx-fp32",  # pruned: the checkpoint it was pruned from (config provenance)
+        "p-onnx-int8": "p-onnx-fp32",  # INT8 of the pruned student: the pruned float export
+    }
+    assign_parents(vs, explicit=vs[3])
+    assert [v.parent for v in vs] == ["s-coreml-fp32"] * 3 + [None] + ["s-coreml-fp32"] * 2
