@@ -52,6 +52,7 @@ class Row:
     size_bytes: int | None = None
     p50: float = float("nan")
     p95: float = float("nan")
+    cpu_ms: float = float("nan")  #: CPU time per call, all threads (wall >> cpu/threads: the machine was busy)
     rss_bytes: int | None = None
     throughput: dict[str, float] = field(default_factory=dict)  #: batch -> images/s
     note: str = ""
@@ -188,7 +189,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
     x1 = Preprocess(size=(SIZE, SIZE))(skd.astronaut())[None]
     t = time_fn(lambda: run(x1), warmup=warmup, repeat=repeat)
-    result = {"p50": t.median_ms, "p95": t.p95_ms, "repeat": t.repeat, "ran": ran, "throughput": {}, "threads": threads}
+    result = {"p50": t.median_ms, "p95": t.p95_ms, "cpu_ms": getattr(t, "cpu_median_ms", None), "repeat": t.repeat,
+              "ran": ran, "throughput": {}, "threads": threads}
     if spec["kind"] == "teacher":
         result["params"] = params
     # 3. throughput at larger batches (fewer repeats: each call is longer)
@@ -282,6 +284,7 @@ def bench_models(quick: bool = False, log=None) -> list:
             else:
                 row.ran, row.p50, row.p95, row.rss_bytes, row.throughput = (res["ran"], res["p50"], res["p95"],
                                                                            res["rss_bytes"], res["throughput"])
+                row.cpu_ms = float("nan") if res.get("cpu_ms") is None else res["cpu_ms"]
             rows.append(row)
         # 6. the teacher at full SD-1.5 size (random init), CPU
         teacher = None
@@ -320,9 +323,9 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
     main = [r for r in rows if not r.note.startswith("phone")]
     phone = [r for r in rows if r.note.startswith("phone")]
     cols = ["model", "backend", "precision (stored -> ran)", "threads", "params (M)", "GMACs @512", "size (MB)",
-            "p50 ms", "p95 ms", "best throughput img/s", "peak RSS (MiB)", "x faster than teacher", "note"]
+            "p50 ms", "p95 ms", "CPU ms/call", "best throughput img/s", "peak RSS (MiB)", "x faster than teacher", "note"]
     table = [[r.model, r.backend, f"{r.precision} -> {r.ran}", r.threads, (r.params or 0) / 1e6, r.gmacs, _mb(r.size_bytes),
-              r.p50, r.p95, _best(r), "n/a" if r.rss_bytes is None else f"{r.rss_bytes / 2**20:.0f}", ratio(t_ms, r.p50), r.note]
+              r.p50, r.p95, r.cpu_ms, _best(r), "n/a" if r.rss_bytes is None else f"{r.rss_bytes / 2**20:.0f}", ratio(t_ms, r.p50), r.note]
              for r in main]
     notes = [
         f"Measured in one run ({seconds / 60:.1f} min{', --quick' if quick else ''}) on this machine (see above); "
@@ -332,7 +335,8 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
         "Latency does not depend on weight values; INT8 calibrated on 8 package photos (ranges only).",
         f"OpenVINO: 'f32 pinned' sets INFERENCE_PRECISION_HINT=f32; its own default on this CPU is {ov_default} "
         "(read from the plugin), shown as a separate row. INT8 rows: int8 kernels, remaining ops at the hint.",
-        "Other engineers share these 2 cores during this run: expect noise of tens of percent between rows.",
+        "Other engineers share these 2 cores during this run: expect noise of tens of percent between rows; "
+        "'CPU ms/call' (this process, all threads) is the steadier cost where wall time is inflated by waiting.",
         "paper (B7) rows: 3 timed calls after 1 warm-up and no batch sweep (each call takes seconds here); "
         "the others: batch 1 repeated, then batches 2/4/8 for the best throughput.",
     ]
@@ -343,7 +347,7 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
     else:
         table.append([f"teacher (full SD-1.5 size, random init)", "torch", f"fp32 -> {teacher.get('ran', 'fp32')}",
                       teacher.get("threads", ""), (teacher.get("params") or nan) / 1e6, nan, "n/a", teacher["p50"],
-                      teacher["p95"], "n/a", f"{teacher['rss_bytes'] / 2**20:.0f}", 1.0,
+                      teacher["p95"], teacher.get("cpu_ms") or nan, "n/a", f"{teacher['rss_bytes'] / 2**20:.0f}", 1.0,
                       f"CPU (no GPU lent to this run); {teacher.get('repeat')} timed calls"])
     out = [Section("Students vs backends (512x512)", cols, table, notes)]
     # phone-like rows, each next to its 2-thread counterpart

@@ -74,7 +74,7 @@ def test_worker_times_a_real_artifact(tmp_path):
     res = _worker({"kind": "artifact", "path": str(art), "threads": 1, "repeat": 3, "warmup": 1, "batches": [2]},
                   env=PHONE_ENV, timeout=120)
     assert "error" not in res, res
-    assert res["ran"] == "fp32" and res["repeat"] == 3
+    assert res["ran"] == "fp32" and res["repeat"] == 3 and res["cpu_ms"] > 0
     assert 0 < res["p50"] <= res["p95"]
     assert res["throughput"]["2"] > 0 and res["throughput"]["1"] > 0
     assert res["rss_bytes"] > 20 * 2**20  # a Python process with numpy + onnxruntime loaded is far above 20 MiB
