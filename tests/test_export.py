@@ -62,7 +62,13 @@ def manifest(tmp_path_factory) -> Path:
 
 
 def make_student(root: Path, name: str, manifest: Path, size: int = SIZE) -> Path:
-    """Build a student, re-draw its last score layer so scores spread (mean 50, std ~12), save it."""
+    """Build a student, give it well-scaled, image-dependent activations, save it.
+
+    A random-init deep net (B7, RepViT) maps every image to nearly the same features (B7 at 64 px: map
+    spread 5e-5 of its peak), which no trained student does; so, as a stand-in for training: (1) batch-norm
+    statistics are recalibrated on the photos (one train-mode pass, cumulative averages), (2) the last
+    score layer is re-drawn so scores spread as mean 50, std ~12 (a fresh head outputs a constant 50).
+    """
     from dpiqa_edge.export.parity import package_photos
     from dpiqa_edge.runtime.preprocess import Preprocess
     from dpiqa_edge.student import StudentConfig, build_student, save_student
@@ -73,6 +79,14 @@ def make_student(root: Path, name: str, manifest: Path, size: int = SIZE) -> Pat
     last = model.head.fc3 if hasattr(model.head, "fc3") else model.head.fc2
     x = torch.from_numpy(Preprocess(size=(size, size)).batch([p for _, p in package_photos()]))
     with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.reset_running_stats()
+                m.momentum = None
+        model.train()
+        g = torch.Generator().manual_seed(0)  # flips and noisy copies: 28 images for the statistics
+        model(torch.cat([x, x.flip(3), (x + 0.05 * torch.randn(x.shape, generator=g)).clamp(0, 1), x.flip(2)]))
+        model.eval()
         last.weight.normal_()
         last.bias.zero_()
         seen = []
@@ -92,12 +106,13 @@ def lite0(tmp_path_factory, manifest) -> Path:
 
 
 def torch_ref(model_dir: Path, x: np.ndarray):
+    """Torch outputs one image at a time (artifacts run at batch 1; torch's kernels vary with N)."""
     from dpiqa_edge.student import load_student
 
     model, _ = load_student(model_dir)
     with torch.no_grad():
-        s, q = model(torch.from_numpy(x))
-    return s.numpy(), q.numpy()
+        outs = [model(torch.from_numpy(x[i:i + 1])) for i in range(len(x))]
+    return np.concatenate([o[0].numpy() for o in outs]), np.concatenate([o[1].numpy() for o in outs])
 
 
 # -- the targets table ------------------------------------------------------------------------------
@@ -204,7 +219,7 @@ def test_weight_perturbed_after_conversion_fails_export(lite0, tmp_path, monkeyp
     monkeypatch.setattr(onnx_target, "convert", tampered)
     out = tmp_path / "exp"
     if fails:
-        with pytest.raises(ToleranceError, match=r"output score max abs diff 0\.0015"):
+        with pytest.raises(ToleranceError, match=rf"output score max abs diff {1.5 * tol:.3g} exceeds"):
             export_model(lite0, "onnx", out_dir=out, log=None)
         assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing left looking good
     else:

@@ -14,8 +14,6 @@ CoreML pick the compute units as an app would.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from ...errors import ModelLoadError
@@ -28,7 +26,9 @@ class CoreMLBackend(Backend):
     name = "coreml"
 
     def _load(self, precision_hint: str | None) -> None:
-        self.on_macos = sys.platform == "darwin"
+        from .coreml_mil import real_predict_available
+
+        self.on_macos = real_predict_available()  # macOS *and* coremltools' native predict present
         self.emulated = not self.on_macos
         if self.raw_input:
             raise ModelLoadError(f"{self.file}: raw-input CoreML artifacts are not produced; use image_input")
@@ -65,7 +65,7 @@ class CoreMLBackend(Backend):
 
                 feed = {self.input_name: Image.fromarray(rgb)}
             else:
-                feed = {self.input_name: rgb.transpose(2, 0, 1)[None].astype(np.float32)}  # 0..255 NCHW
+                feed = {self.input_name: rgb}  # the evaluator feeds it as CoreML does: float 0..255 NCHW
         else:
             feed = {self.input_name: x}
         out = self.model.predict(feed)
