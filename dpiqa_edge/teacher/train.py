@@ -79,6 +79,21 @@ class _Items:
         return {"latents": latents, "image": image, "target": torch.tensor(self.rows[i].mos / 100.0)}
 
 
+def check_sources(*, sd_path=None, clip_path=None, prompt_embeddings=None, tiny: bool = False) -> None:
+    """Usage errors of the source options, before any work is done."""
+    from .loading import check_sd_folder
+
+    if bool(sd_path) == bool(tiny):
+        raise ConfigError("teacher: give exactly one of --sd-path SD_DIR or --tiny")
+    if clip_path and prompt_embeddings:
+        raise ConfigError("teacher: give --clip-path or --prompt-embeddings, not both")
+    if sd_path and not (clip_path or prompt_embeddings):
+        raise ConfigError("teacher: --sd-path needs --clip-path CLIP_DIR (ViT-L/14 text model with projection) "
+                          "or --prompt-embeddings FILE")
+    if sd_path:
+        check_sd_folder(sd_path)
+
+
 def build_source_teacher(cfg: TeacherRunConfig, *, sd_path=None, clip_path=None, prompt_embeddings=None,
                          tiny: bool = False, seed: int = 0):
     """A fresh teacher from its source: exactly one of ``sd_path`` / ``tiny``; prompts from ``clip_path``,
@@ -89,13 +104,7 @@ def build_source_teacher(cfg: TeacherRunConfig, *, sd_path=None, clip_path=None,
     from .model import TeacherConfig, build_teacher
     from .prompts import embed_prompts, load_prompt_embeddings, tiny_prompt_embeddings
 
-    if bool(sd_path) == bool(tiny):
-        raise ConfigError("teacher: give exactly one of --sd-path SD_DIR or --tiny")
-    if clip_path and prompt_embeddings:
-        raise ConfigError("teacher: give --clip-path or --prompt-embeddings, not both")
-    if sd_path and not (clip_path or prompt_embeddings):
-        raise ConfigError("teacher: --sd-path needs --clip-path CLIP_DIR (ViT-L/14 text model with projection) "
-                          "or --prompt-embeddings FILE")
+    check_sources(sd_path=sd_path, clip_path=clip_path, prompt_embeddings=prompt_embeddings, tiny=tiny)
     if clip_path:
         emb = embed_prompts(clip_path)
     elif prompt_embeddings:
@@ -197,6 +206,7 @@ def train_teacher(manifest, out_dir, cfg: TeacherRunConfig | None = None, *, sd_
 
     cfg = cfg or TeacherRunConfig()
     out_dir = Path(out_dir)
+    check_sources(sd_path=sd_path, clip_path=clip_path, prompt_embeddings=prompt_embeddings, tiny=tiny)
     # 1. data: labelled train / val rows.
     manifest = read_manifest(manifest)
     train_rows, val_rows = manifest.split("train").labelled(), manifest.split("val").labelled()
