@@ -39,6 +39,7 @@ import json
 import os
 import random
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -242,8 +243,10 @@ def fit(model, loss_fn: Callable, train_set, out_dir: str | os.PathLike, cfg: Lo
         model.train()
         losses, preds, targets = epoch_losses, [], []
         epoch_losses = []
+        # In a log file (no TTY) a bar line every 30 s, not one per step.
         bar = tqdm(loader, total=len(mine), initial=0, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not (cfg.progress and acc.is_local_main_process), leave=False)
+                   disable=not (cfg.progress and acc.is_local_main_process), leave=False,
+                   mininterval=0.1 if sys.stderr.isatty() else 30.0)
         for batch in bar:
             batch = _to_device(batch, acc.device)
             torch.manual_seed(derive_seed(cfg.seed, epoch, step, 0x5EED))  # dropout etc.

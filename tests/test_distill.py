@@ -205,3 +205,36 @@ def test_sigkill_mid_epoch_resume_matches_uninterrupted(tiny_set, tmp_path):
     ha = json.loads((ref / "distill.json").read_text())
     hb = json.loads((killed / "distill.json").read_text())
     assert ha["test"]["srcc"] == pytest.approx(hb["test"]["srcc"], abs=1e-6)
+
+
+def test_cached_frozen_prefix_trains_like_recomputing_it(tiny_set, tmp_path):
+    """freeze_stages + cache_features is an optimisation only: the same student as recomputing the
+    frozen stages every step."""
+    from safetensors.torch import load_file
+
+    lite = StudentConfig(name="lite0", input_size=48, map_size=4, pretrained=False)
+    outs = {}
+    for cache in (True, False):
+        cfg = DistillConfig(student=lite, train=LoopConfig(epochs=1, batch_size=4, lr=1e-3, progress=False, seed=2),
+                            freeze_stages=3, cache_features=cache)
+        outs[cache] = tiny_distill(tiny_set, tmp_path / str(cache), cfg, tiny_set.parent / "targets")
+    a, b = (load_file(str(outs[c] / "model.safetensors")) for c in (True, False))
+    # Frozen tensors are untouched either way (exactly); trained ones agree to float32 round-off
+    # (the prefix ran at another batch size, so conv kernels may sum in another order: 1e-4 abs).
+    frozen = [k for k in a if k.startswith("backbone.model.blocks.0.")]
+    assert frozen and all(torch.equal(a[k], b[k]) for k in frozen)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
+    ja, jb = (json.loads((outs[c] / "distill.json").read_text()) for c in (True, False))
+    assert ja["history"][0]["srcc"] == pytest.approx(jb["history"][0]["srcc"], abs=1e-3)
+
+
+def test_evaluate_student_against_a_peer(tiny_set, tmp_path):
+    from dpiqa_edge.distill.evaluate import evaluate_student
+
+    out = tiny_distill(tiny_set, tmp_path / "s", tiny_cfg(train={"epochs": 1}), tiny_set.parent / "targets")
+    res = evaluate_student(out, tiny_set, split="test", peers=("brisque",), n_boot=50)
+    assert res["n"] == 6 and set(res["models"]) == {"student", "brisque"}
+    lo, hi = res["models"]["student"]["srcc_ci95"]
+    assert lo <= res["models"]["student"]["srcc"] <= hi or np.isnan(lo)
+    assert res["models"]["brisque"]["per_distortion"]["blur"]["n"] == 6  # every tiny-set row is "blur"
+    assert isinstance(res["beats"]["brisque"]["everywhere"], bool)

@@ -46,6 +46,9 @@ class DistillConfig:
     crop: float = 0.0  #: same-scale random crop cutting this fraction of each side (0 = off; no rescaling)
     #: freeze the stem and the first N backbone stages (weights and BN statistics) - faster, less overfit
     freeze_stages: int = 0
+    #: with frozen stages (and no crop): compute their outputs once per image (and mirror) and train the
+    #: rest from that cache - the same numbers as recomputing them, several times faster on a CPU
+    cache_features: bool = True
     cache_images: bool = True  #: keep decoded, resized uint8 images in memory between epochs
     eval_batch_size: int = 32  #: batch for validation / test predictions
 

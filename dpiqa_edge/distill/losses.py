@@ -47,13 +47,14 @@ def score_target(batch: dict, mode: str) -> torch.Tensor:
     return torch.where(torch.isfinite(batch["mos"]), batch["mos"], batch["teacher"])
 
 
-def distill_loss(model, batch: dict, cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def distill_loss(model, batch: dict, cfg, start_stage: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(loss, score, score target)`` for the training loop (which shows the running SRCC of the last two).
 
     ``batch``: ``x`` images, ``mos`` / ``teacher`` (0-100, NaN when absent), ``qmap`` (8 x m x m teacher
-    maps, zeros when absent) and ``has_map`` (bool). ``cfg``: a :class:`DistillConfig`.
+    maps, zeros when absent) and ``has_map`` (bool). ``cfg``: a :class:`DistillConfig`. ``start_stage`` > 0:
+    ``x`` holds cached outputs of the student's frozen first stages (``PrefixCache``).
     """
-    score, qmap = model(batch["x"])
+    score, qmap = model(batch["x"], start_stage=start_stage) if start_stage else model(batch["x"])
     s = score / 100.0
     target = score_target(batch, cfg.score_target)
     ok = torch.isfinite(target)

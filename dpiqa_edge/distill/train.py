@@ -71,7 +71,7 @@ def distill(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg: Distil
     from ..data.manifest import read_manifest
     from ..student import build_student, save_student
     from ..training import fit
-    from .data import DistillItems
+    from .data import DistillItems, PrefixCache
     from .losses import distill_loss
 
     t0 = time.perf_counter()
@@ -119,8 +119,18 @@ def distill(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg: Distil
     torch.manual_seed(cfg.train.seed)
     if model is None:
         model = build_student(student_cfg)
+    start_stage = 0
     if cfg.freeze_stages:
         model.freeze(cfg.freeze_stages)
+        if cfg.cache_features and cfg.crop == 0 and model.backbone.can_split():
+            start_stage = cfg.freeze_stages
+            t1 = time.perf_counter()
+            progress = cfg.train.progress and not quiet
+            train_set, val_set, test_set = (PrefixCache(s, model, start_stage, cfg.eval_batch_size, progress)
+                                            for s in (train_set, val_set, test_set))
+            _say(f"distill: cached the frozen stem + {start_stage} stages for {len(train_set)} train"
+                 f"{' (x2 mirrored)' if train_set.flips else ''} / {len(val_set)} val / {len(test_set)} test images "
+                 f"in {time.perf_counter() - t1:.0f} s", quiet)
 
     # 3. Train on the shared loop: best/ by val SRCC, last/ for resume.
     provenance = {"manifest": str(manifest.resolve()), "synthetic": _is_synthetic(manifest),
@@ -131,7 +141,7 @@ def distill(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg: Distil
     if eval_fn is None:
         _say("distill: fewer than 3 val images: no best-epoch selection, the last epoch is kept", quiet)
     loop = cfg.train if not quiet else dataclasses.replace(cfg.train, progress=False)
-    result = fit(model, lambda m, b: distill_loss(m, b, cfg), train_set, out_dir, loop, eval_fn=eval_fn,
+    result = fit(model, lambda m, b: distill_loss(m, b, cfg, start_stage), train_set, out_dir, loop, eval_fn=eval_fn,
                  save_fn=lambda m, d: save_student(m, student_cfg, d, **provenance),
                  config={"distill": dataclasses.asdict(cfg), "provenance": provenance})
 

@@ -41,6 +41,19 @@ class Backbone(nn.Module):
             return self.model.forward_features(x)
         return self.model(x)[-1]
 
+    def can_split(self) -> bool:
+        """True for timm EfficientNet-style nets (conv_stem, bn1, blocks, conv_head, bn2)."""
+        return self.mode == "forward_features" and all(
+            hasattr(self.model, n) for n in ("conv_stem", "bn1", "blocks", "conv_head", "bn2"))
+
+    def prefix(self, x, stages: int):
+        """The stem and the first ``stages`` stages (what :meth:`Student.freeze` freezes)."""
+        return self.model.blocks[:stages](self.model.bn1(self.model.conv_stem(x)))
+
+    def tail(self, h, stages: int):
+        """The rest of ``forward_features`` from the output of :meth:`prefix`."""
+        return self.model.bn2(self.model.conv_head(self.model.blocks[stages:](h)))
+
 
 class MLPHead(nn.Module):
     """SPEC's head: flatten the 8 x m x m map -> FC hidden -> ReLU -> FC hidden -> ReLU -> FC 1.
@@ -132,8 +145,20 @@ class Student(nn.Module):
             self.get_submodule(name).eval()
         return self
 
-    def forward(self, x):
-        feats = self.backbone((x - self.mean) / self.std)
+    def prefix(self, x, stages: int):
+        """Normalised input -> the output of the stem and the first ``stages`` backbone stages (feeds
+        ``forward(h, start_stage=stages)``; distillation caches it when those stages are frozen)."""
+        if not self.backbone.can_split():
+            raise ConfigError(f"prefix: backbone {type(self.backbone.model).__name__} cannot be split by stage")
+        return self.backbone.prefix((x - self.mean) / self.std, stages)
+
+    def forward(self, x, start_stage: int = 0):
+        """``x`` N x 3 x H x W in 0..1 -> (score N, quality map N x 8 x m x m). With ``start_stage`` > 0,
+        ``x`` is instead the output of :meth:`prefix` for that many stages (training from a cache)."""
+        if start_stage:
+            feats = self.backbone.tail(x, start_stage)
+        else:
+            feats = self.backbone((x - self.mean) / self.std)
         qmap = F.relu(self.map_branch(feats))
         qmap = F.interpolate(qmap, size=(self.map_size, self.map_size), mode="bilinear", align_corners=False)
         score = 100.0 * self.head(feats, qmap)

@@ -1,0 +1,73 @@
+"""Held-out accuracy of a distilled student next to the classical peers, on the same images.
+
+``evaluate_student(student_dir, manifest, split="test", peers=("brisque", "niqe")) -> dict``:
+SRCC (with a percentile bootstrap interval over images, ``metrics.bootstrap_ci``), PLCC and KRCC of the
+student and of each peer, overall and per distortion type (rows of that type only; pristine rows count
+in the overall figure), and whether the student beats each peer everywhere. Peers score lower = better,
+so their scores are negated before correlating with MOS. Labels on the synthetic set are synthetic
+pseudo-MOS and the result says so.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+
+def _summary(pred: np.ndarray, mos: np.ndarray, kinds: list[str], n_boot: int, seed: int) -> dict:
+    from ..metrics import bootstrap_ci, evaluate
+
+    overall = evaluate(pred, mos)
+    out = {"srcc": overall["srcc"], "plcc": overall["plcc"], "krcc": overall["krcc"],
+           "srcc_ci95": list(bootstrap_ci(pred, mos, "srcc", n=n_boot, seed=seed)), "per_distortion": {}}
+    groups = defaultdict(list)
+    for i, k in enumerate(kinds):
+        if k and k != "pristine":
+            groups[k].append(i)
+    for kind, idx in sorted(groups.items()):
+        if len(idx) >= 3:
+            out["per_distortion"][kind] = {"srcc": evaluate(pred[idx], mos[idx])["srcc"], "n": len(idx)}
+    return out
+
+
+def evaluate_student(student_dir: str | os.PathLike, manifest: str | os.PathLike, split: str = "test",
+                     peers: tuple[str, ...] = ("brisque", "niqe"), n_boot: int = 1000, seed: int = 0,
+                     batch_size: int = 32, progress: bool = False) -> dict:
+    """Student (and peers) vs MOS on one split of ``manifest`` (see the module docstring)."""
+    from ..data.manifest import read_manifest
+    from ..student import load_student
+    from .data import DistillItems, predict
+
+    rows = read_manifest(manifest).split(split).labelled()
+    if len(rows) < 3:
+        raise InputError(f"{manifest}: fewer than 3 labelled {split!r} rows to evaluate on")
+    mos = np.array([r.mos for r in rows], dtype=float)
+    kinds = [r.distortion for r in rows]
+    model, cfg = load_student(student_dir)
+    items = DistillItems(rows, cfg.preprocessing(), None, cfg.map_size, cache=False)
+    scores = {"student": predict(model, items, batch_size).astype(float)}
+    for peer in peers:
+        from .. import peers as peer_mod
+
+        fn = {"brisque": peer_mod.brisque_scores, "niqe": peer_mod.niqe_scores}.get(peer)
+        if fn is None:
+            raise InputError(f"evaluate: unknown peer {peer!r}; valid: brisque, niqe")
+        scores[peer] = -fn([r.abspath for r in rows], progress=progress)  # lower = better -> negate
+    models = {name: _summary(s, mos, kinds, n_boot, seed) for name, s in scores.items()}
+    student = models["student"]
+    beats = {}
+    for peer in peers:
+        per = {k: v["srcc"] > models[peer]["per_distortion"].get(k, {}).get("srcc", -np.inf)
+               for k, v in student["per_distortion"].items()}
+        beats[peer] = {"overall": student["srcc"] > models[peer]["srcc"], "per_distortion": per,
+                       "everywhere": bool(student["srcc"] > models[peer]["srcc"] and all(per.values()))}
+    synthetic = (Path(manifest).parent / "synth.json").is_file()
+    return {"split": split, "n": len(rows), "seed": seed, "bootstrap": n_boot,
+            "label": "synthetic pseudo-MOS" if synthetic else "MOS", "student_dir": str(student_dir),
+            "models": models, "beats": beats, "scores": {k: v.tolist() for k, v in scores.items()},
+            "paths": [r.path for r in rows]}
