@@ -271,3 +271,41 @@ def test_onnx_reference_evaluator_agrees_with_onnxruntime(lite0, manifest, tmp_p
     s, _ = backend.run(x)
     # fp32 vs fp32 with different kernels: the declared fp32 tolerance applies
     assert np.max(np.abs(s - s_ref)) <= TOLERANCES[("onnx", "fp32")].score
+
+
+# -- lossy variants: dispatched to the quantizers, judged by the SRCC gate -----------------------------
+@pytest.mark.parametrize("target, kwargs", [
+    ("onnx", {"precision": "int8", "calib": "MANIFEST"}),
+    ("coreml", {"compression": "int8"}),  # palettization (k-means) takes ~1 min here: int8 weights
+])
+def test_lossy_variants_run_the_accuracy_gate(lite0, manifest, tmp_path, target, kwargs):
+    """int8 goes to quantize.onnx_int8 (ORT QDQ), CoreML --compression to quantize.coreml_compress; both
+    are measured by parity (no tolerance: they change numbers by design) and judged by F's SRCC gate
+    on the manifest's labelled test split."""
+    needs_coreml(target)
+    kwargs = {k: (str(manifest) if v == "MANIFEST" else v) for k, v in kwargs.items()}
+    # budget 1.0: this checks the wiring and the record (a random-head stand-in ranks images arbitrarily)
+    out = export_model(lite0, target, out_dir=tmp_path / "lossy", max_srcc_drop=1.0, calib_images=8, log=None, **kwargs)
+    record = json.loads((out / "export.json").read_text())
+    gate = record["accuracy_gate"]
+    assert gate["passed"] is True and gate["n"] == 6 and gate["max_drop"] == 1.0
+    assert record["parity"]["passed"] is None and record["parity"]["tolerance"]["score"] is None
+    assert np.isfinite(record["parity"]["checks"][0]["score"]["max_abs_diff"])
+    meta = resolve_artifact(out)[1]
+    assert meta["precision"] == kwargs.get("precision", "fp32") and meta["compression"] == kwargs.get("compression", "none")
+    assert ("quantization" if target == "onnx" else "compression") in record["conversion"]
+
+
+@pytest.mark.parametrize("precision", ["fp32"])
+def test_coreml_image_input(lite0, tmp_path, precision):
+    """An RGB ImageType input (scale 1/255 in the program) gives the tensor-input numbers."""
+    needs_coreml("coreml")
+    out = export_model(lite0, "coreml", precision, out_dir=tmp_path / "img", image_input=True,
+                       min_deployment_target="iOS17", log=None)
+    record = json.loads((out / "export.json").read_text())
+    assert record["parity"]["passed"] is True and record["metadata"]["image_input"] is True
+    assert record["conversion"]["minimum_deployment_target"] == "iOS17"
+    import coremltools as ct
+
+    spec = ct.models.MLModel(str(out / "model.mlpackage"), skip_model_load=True).get_spec()
+    assert spec.description.input[0].type.WhichOneof("Type") == "imageType"

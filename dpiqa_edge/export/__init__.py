@@ -20,14 +20,14 @@ __all__ = ["export_model", "TARGETS", "PRECISIONS", "ExportSettings"]
 
 #: export_model keyword -> its default: only options changed from these are checked against the table
 _DEFAULTS = {"calib": None, "input_size": None, "raw_input": False, "dynamic_batch": False, "image_input": False,
-             "min_deployment_target": None, "opset": None, "max_srcc_drop": None}
+             "min_deployment_target": None, "opset": None, "max_srcc_drop": None, "compression": None}
 
 
 def export_model(model_dir: str | os.PathLike | None, target: str, precision: str = "fp32",
                  out_dir: str | os.PathLike | None = None, calib: str | os.PathLike | None = None, *,
                  input_size: int | None = None, raw_input: bool = False, dynamic_batch: bool = False,
                  image_input: bool = False, min_deployment_target: str | None = None, opset: int | None = None,
-                 max_srcc_drop: float | None = None, parity_data: str | os.PathLike | None = None,
+                 max_srcc_drop: float | None = None, compression: str | None = None, parity_data: str | os.PathLike | None = None,
                  parity_images: int = 8, calib_images: int = 128, int8_options: dict | None = None,
                  log: Callable[[str], None] | None = print) -> Path:
     """Export one student; returns the export folder (artifact + export.json + MODEL_CARD.md).
@@ -44,6 +44,8 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
         image_input: CoreML RGB image input (camera pixel buffer).
         min_deployment_target: CoreML, e.g. ``iOS16`` (default) or ``iOS17``.
         opset: ONNX opset (default 17).
+        compression: coreml weight-only compression on top of fp32/fp16: int8 | palettize8 | palettize6 |
+            palettize4 (judged by the accuracy gate like int8).
         max_srcc_drop: int8 accuracy budget (default 0.01); measured on the parity manifest's test split.
         parity_data: manifest of real images for parity, the gate threshold (val) and the int8 gate
             (test); default the student's training manifest when its config names one, else package photos.
@@ -63,13 +65,13 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
     # 1. Validate the request against the targets table; find the model.
     given = {k: v for k, v in dict(calib=calib, input_size=input_size, raw_input=raw_input, dynamic_batch=dynamic_batch,
                                    image_input=image_input, min_deployment_target=min_deployment_target, opset=opset,
-                                   max_srcc_drop=max_srcc_drop).items() if v != _DEFAULTS[k]}
+                                   max_srcc_drop=max_srcc_drop, compression=compression).items() if v != _DEFAULTS[k]}
     spec = check_options(target, precision, given)
     if model_dir is None:
         model_dir = newest_student()
         say(f"export: --model not given; using the newest student under ./runs/: {model_dir}")
     model_dir = Path(model_dir)
-    out = Path(out_dir) if out_dir is not None else default_out_dir(model_dir, target, precision)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(model_dir, target, precision, compression=compression)
 
     # 2. Load the student and the settings it exports with.
     from ..student import load_student
@@ -86,6 +88,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
     settings = ExportSettings(target=target, precision=precision, input_size=size, raw_input=raw_input,
                               dynamic_batch=dynamic_batch, image_input=image_input,
                               min_deployment_target=min_deployment_target or "iOS16", opset=opset or 17,
+                              compression=compression,
                               extra={"int8": dict(int8_options or {})})
     student = _student_name(config, model_dir)
     deploy, fused = _deploy_form(model)
@@ -102,11 +105,15 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
     ref = torch_outputs(model, x, batch=1)  # batch 1, as the artifact runs: torch's own kernels vary with N
     threshold = card.calibrate_threshold(model, pre, manifest, x)
     calib_arrays, val = None, None
+    lossy = precision == "int8" or compression is not None  # judged by the SRCC gate, not a tolerance
+    test = None
+    if lossy:
+        test = _labelled(manifest, pre, "test")
     if precision == "int8":
         from ..quantize.calib import load_calibration
 
         calib_arrays = load_calibration(calib, pre, n=calib_images)
-        val, test = _labelled(manifest, pre, "val"), _labelled(manifest, pre, "test")
+        val = _labelled(manifest, pre, "val")
         if target == "openvino" and max_srcc_drop is not None and val is not None:
             settings.extra["int8"].setdefault("max_srcc_drop", max_srcc_drop)
             settings.extra["int8"].setdefault("val", val)
@@ -115,7 +122,8 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
     meta = card.build_metadata(student=student, target=target, precision=precision, preprocessing=pre.to_dict(),
                                raw_input=raw_input, gate=threshold["threshold"],
                                source_sha256=sha256_file(model_dir / "model.safetensors"),
-                               dynamic_batch=dynamic_batch and "dynamic_batch" in spec.options, image_input=image_input)
+                               dynamic_batch=dynamic_batch and "dynamic_batch" in spec.options, image_input=image_input,
+                               compression=compression)
 
     # 5. Build the folder under a temporary name: convert, verify, describe; rename only when all passed.
     from importlib import import_module
@@ -134,7 +142,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
         backend = load_backend(artifact)
         source = str(manifest) if manifest is not None else "package photos (scikit-image, scikit-learn)"
         par = parity.check_parity(backend, ref, x, names=names, source=source, log=say)
-        gate = _int8_gate(model, backend, test, max_srcc_drop, out) if precision == "int8" else None
+        gate = _int8_gate(model, backend, test, max_srcc_drop, out) if lossy else None
         t_parity = time.perf_counter() - t1
         record = {
             "artifact": artifact.name, "target": target, "precision": precision, "label": backend.label,

@@ -20,6 +20,8 @@ from typing import Any
 from ..errors import ConfigError, ModelLoadError
 
 PRECISIONS = ("fp32", "fp16", "int8")
+#: CoreML weight-only compression modes (quantize.coreml_compress.MODES minus macOS-only w8a8)
+COMPRESSIONS = ("int8", "palettize8", "palettize6", "palettize4")
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,9 @@ TARGETS: dict[str, Target] = {
                        _COMMON + _INT8 + ("raw_input", "dynamic_batch"),
                        "OpenVINO IR (.xml + .bin); fp16 = fp16-compressed weights, compute per precision hint"),
     "coreml": Target("coreml", "model.mlpackage", PRECISIONS,
-                     _COMMON + _INT8 + ("image_input", "min_deployment_target"),
-                     "CoreML ML program (.mlpackage), batch 1; int8 = weight-only (coremltools); "
+                     _COMMON + _INT8 + ("image_input", "min_deployment_target", "compression"),
+                     "CoreML ML program (.mlpackage), batch 1; int8 = W8A8 (activation calibration needs "
+                     "macOS); --compression int8|palettize8|palettize6|palettize4 = weight-only, on fp32/fp16; "
                      "runs fp16 on GPU/Neural Engine by default on device"),
 }
 
@@ -71,6 +74,8 @@ class ExportSettings:
         image_input: CoreML input as an RGB image (an app hands a camera pixel buffer straight in).
         min_deployment_target: CoreML minimum deployment target (``iOS16`` default: fp16 I/O, ML program).
         opset: ONNX opset (>= 17).
+        compression: CoreML weight-only compression on top of fp32/fp16 (``quantize.coreml_compress`` modes
+            int8 | palettize8 | palettize6 | palettize4), or None.
     """
 
     target: str
@@ -81,6 +86,7 @@ class ExportSettings:
     image_input: bool = False
     min_deployment_target: str = "iOS16"
     opset: int = 17
+    compression: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,10 +107,17 @@ def check_options(target: str, precision: str, options: dict[str, Any]) -> Targe
                           f"{target} allows: {_flags(spec.options)}")
     if precision != "int8":
         for k in _INT8:
-            if k in options:
-                raise ConfigError(f"export: --{k.replace('_', '-')} applies to --precision int8 only")
+            if k in options and not (k == "max_srcc_drop" and options.get("compression")):
+                also = " or --compression" if k == "max_srcc_drop" else ""
+                raise ConfigError(f"export: --{k.replace('_', '-')} applies to --precision int8{also} only")
     elif "calib" not in options:
         raise ConfigError("export --precision int8 needs --calib MANIFEST_OR_FOLDER (calibration images)")
+    if options.get("compression") is not None:
+        if options["compression"] not in COMPRESSIONS:
+            raise ConfigError(f"export: unknown --compression {options['compression']!r}; valid: {', '.join(COMPRESSIONS)}")
+        if precision == "int8":
+            raise ConfigError("export: --compression is weight-only compression of an fp32/fp16 program; "
+                              "--precision int8 is W8A8 already")
     if options.get("opset") is not None and int(options["opset"]) < 17:
         raise ConfigError(f"export: --opset {options['opset']} too old; use 17 or newer")
     return spec
@@ -140,6 +153,8 @@ def newest_student(runs: str | os.PathLike = "runs") -> Path:
     return Path(max(found)[1])
 
 
-def default_out_dir(model_dir: Path, target: str, precision: str, root: str | os.PathLike = "exports") -> Path:
-    """``./exports/<model>-<target>-<precision>/`` (DESIGN.md)."""
-    return Path(root) / f"{Path(model_dir).resolve().name}-{target}-{precision}"
+def default_out_dir(model_dir: Path, target: str, precision: str, root: str | os.PathLike = "exports",
+                    compression: str | None = None) -> Path:
+    """``./exports/<model>-<target>-<precision>[-<compression>]/`` (DESIGN.md)."""
+    suffix = f"-{compression}" if compression else ""
+    return Path(root) / f"{Path(model_dir).resolve().name}-{target}-{precision}{suffix}"

@@ -65,14 +65,15 @@ def calibrate_threshold(model, preprocess, manifest: str | None, photos_x: np.nd
 
 
 def build_metadata(*, student: str, target: str, precision: str, preprocessing: dict, raw_input: bool,
-                   gate: float, source_sha256: str, dynamic_batch: bool, image_input: bool) -> dict[str, Any]:
-    """The ARCHITECTURE.md key set (plus dynamic_batch / image_input) as Python values."""
+                   gate: float, source_sha256: str, dynamic_batch: bool, image_input: bool,
+                   compression: str | None = None) -> dict[str, Any]:
+    """The ARCHITECTURE.md key set (plus dynamic_batch / image_input / compression) as Python values."""
     return {
         "dpiqa_edge_version": __version__, "model_type": "dpiqa_student", "student": student,
         "target": target, "precision": precision, "preprocessing": preprocessing, "raw_input": raw_input,
         "score_range": "0,100", "higher_is_better": True, "gate_threshold": gate,
         "source_sha256": source_sha256, "outputs": "score,quality_map", "input_name": "image",
-        "dynamic_batch": dynamic_batch, "image_input": image_input,
+        "dynamic_batch": dynamic_batch, "image_input": image_input, "compression": compression or "none",
     }
 
 

@@ -6,7 +6,10 @@
 * ``image_input``: the input is an RGB ``ImageType`` with scale 1/255, so an iOS app hands a camera
   pixel buffer straight in; otherwise a float32 tensor ``1 x 3 x H x W`` in 0..1. Batch is 1.
 * ``min_deployment_target``: any ``coremltools.target`` name at or above iOS15 / macOS12 (ML programs).
-* int8: weight-only compression of the fp32 package by ``quantize.coreml_compress`` (coremltools.optimize).
+* ``compression`` (int8 | palettize8 | palettize6 | palettize4): weight-only compression of the fp32 /
+  fp16 package by ``quantize.coreml_compress`` (coremltools.optimize); activations stay float.
+* ``int8`` precision: W8A8 via ``quantize.coreml_compress`` mode ``w8a8``, whose activation calibration
+  runs ``MLModel.predict`` and so needs macOS (elsewhere it fails with a message saying so).
 """
 
 from __future__ import annotations
@@ -93,16 +96,22 @@ def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str,
         "on_device_precision": "CoreML runs ML programs in fp16 on the GPU / Neural Engine by default "
                                "(compute units ALL), whatever precision is stored; CPU_ONLY keeps fp32",
     }
-    if settings.precision in ("fp32", "fp16"):
+    if settings.precision in ("fp32", "fp16") and not settings.compression:
         save_mlpackage(model, settings, dest, metadata, settings.precision)
         info["compute_precision"] = "FLOAT32" if settings.precision == "fp32" else "FLOAT16"
-    elif settings.precision == "int8":
-        from ..quantize import coreml_compress
+    elif settings.precision in ("fp32", "fp16", "int8"):
+        from ..quantize.coreml_compress import compress_coreml
 
-        with tempfile.TemporaryDirectory(prefix="dpiqa-coreml-fp32-") as tmp:
-            fp32 = save_mlpackage(model, settings, Path(tmp) / "model.mlpackage", {**metadata, "precision": "fp32"}, "fp32")
-            info["compute_precision"] = "FLOAT32 (weights int8, dequantized by constexpr ops)"
-            info["quantization"] = coreml_compress.compress_coreml(fp32, dest, **settings.extra.get("int8", {}))
+        float_precision = "fp32" if settings.precision == "int8" else settings.precision
+        opts = dict(settings.extra.get("int8", {}))
+        if settings.precision == "int8":  # W8A8: calibration samples as the program's input dict
+            opts.update(mode="w8a8", calib=[{"image": c[None] if c.ndim == 3 else c} for c in (calib or [])])
+        else:
+            opts.update(mode=settings.compression)
+        with tempfile.TemporaryDirectory(prefix="dpiqa-coreml-float-") as tmp:
+            src = save_mlpackage(model, settings, Path(tmp) / "model.mlpackage", metadata, float_precision)
+            info["compute_precision"] = "FLOAT32" if float_precision == "fp32" else "FLOAT16"
+            info["compression"] = compress_coreml(src, dest, **opts)
         _restamp(dest, metadata)
     else:
         raise ExportError(f"coreml: unknown precision {settings.precision!r}")
