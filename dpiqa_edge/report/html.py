@@ -24,7 +24,8 @@ def _headline(report: dict[str, Any]) -> list[str]:
     lines = [
         f"Data: `{d['manifest']}`, split `{d['split']}`, {d['n_images']} held-out images; "
         f"targets are **{d['mos_label']}**.",
-        f"Teacher: {t['label']} (scores computed on: {t['device']}; file `{t['scores_file']}`).",
+        (f"Teacher: {t['label']} (scores computed on: {t['device']}; file `{t['scores_file']}`)."
+         if t["scores_file"] else "Teacher: no teacher scores given (teacher columns n/a)."),
         "Intervals: bootstrap 95% over images. PLCC (raw) is plain Pearson as the paper reports; "
         "PLCC (fitted) after a logistic fit.",
     ]
