@@ -219,8 +219,10 @@ def test_weight_perturbed_after_conversion_fails_export(lite0, tmp_path, monkeyp
     monkeypatch.setattr(onnx_target, "convert", tampered)
     out = tmp_path / "exp"
     if fails:
-        with pytest.raises(ToleranceError, match=rf"output score max abs diff {1.5 * tol:.3g} exceeds"):
+        with pytest.raises(ToleranceError, match=r"output score max abs diff \S+ exceeds tolerance") as info:
             export_model(lite0, "onnx", out_dir=out, log=None)
+        diff = float(str(info.value).split("max abs diff ")[1].split()[0])
+        assert abs(diff - 1.5 * tol) < 0.3 * tol  # the bump itself, plus fp32 noise (measured <= 6e-4)
         assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing left looking good
     else:
         record = json.loads((export_model(lite0, "onnx", out_dir=out, log=None) / "export.json").read_text())
