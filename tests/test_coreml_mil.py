@@ -86,6 +86,8 @@ OP_CASES = {
     "conv_groups2": C(lambda m, x: m.c(x), [S], "conv", c=nn.Conv2d(4, 6, 3, groups=2)),
     "conv_transpose_s2": C(lambda m, x: m.c(x), [S], "conv_transpose", c=nn.ConvTranspose2d(4, 6, 4, stride=2, padding=1)),
     "conv_transpose_groups": C(lambda m, x: m.c(x), [S], "conv_transpose", c=nn.ConvTranspose2d(4, 6, 3, stride=2, groups=2)),
+    # the paper student's map branch: torch's output_padding becomes conv_transpose + crop in MIL
+    "conv_transpose_outpad": C(lambda m, x: m.c(x), [S], "crop", c=nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1)),
     "batch_norm": C(lambda m, x: m.b(x), [S], "batch_norm", b=bn(4)),
     "relu": C(lambda m, x: F.relu(x), [S], "relu"),
     "relu6": C(lambda m, x: F.relu6(x * 4), [S], "relu6"),

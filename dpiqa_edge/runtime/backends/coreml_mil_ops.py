@@ -342,6 +342,13 @@ def pad(inp):
     raise NotImplementedError(f"pad mode {mode!r}")
 
 
+def crop(inp):
+    """Remove crop_height = [top, bottom] rows and crop_width = [left, right] columns (last two axes)."""
+    x = np.asarray(inp["x"])
+    (t, b), (l, r) = _ints(inp["crop_height"]), _ints(inp["crop_width"])
+    return x[..., t : x.shape[-2] - b, l : x.shape[-1] - r]
+
+
 def concat(inp):
     vals = [np.asarray(v) for v in inp["values"]]
     axis = int(inp["axis"])
@@ -528,6 +535,7 @@ OPS = {
     "expand_dims": expand_dims,
     "concat": concat,
     "slice_by_index": slice_by_index,
+    "crop": crop,
     "pad": pad,
     "shape": lambda inp: np.asarray(np.shape(inp["x"]), dtype=np.int32),
     "cast": cast,
