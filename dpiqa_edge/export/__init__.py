@@ -160,7 +160,8 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
         record["files"] = files
         record["size_bytes"] = sum(v for k, v in files.items() if k.startswith(artifact.name.split(".")[0]))
         write_json(tmp / "export.json", record)
-    say(f"export: wrote {out} ({record['size_bytes'] / 1e6:.1f} MB, parity {par['label']} passed)")
+    verdict = "passed" if par["passed"] else "measured; " + str((gate or {}).get("reason") or "no gate data")
+    say(f"export: wrote {out} ({record['size_bytes'] / 1e6:.1f} MB, parity {par['label']} {verdict})")
     return out
 
 

@@ -13,6 +13,7 @@ parity, the accuracy gate, the model card, the atomic rename.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,10 @@ def check_options(target: str, precision: str, options: dict[str, Any]) -> Targe
                 raise ConfigError(f"export: --{k.replace('_', '-')} applies to --precision int8{also} only")
     elif "calib" not in options:
         raise ConfigError("export --precision int8 needs --calib MANIFEST_OR_FOLDER (calibration images)")
+    if target == "coreml" and precision == "int8" and sys.platform != "darwin":
+        raise ConfigError("export --target coreml --precision int8 is W8A8, whose activation calibration runs "
+                          "MLModel.predict (macOS only); on this OS use --precision fp16 --compression int8 "
+                          "(weight-only INT8) or --compression palettize6")
     if options.get("compression") is not None:
         if options["compression"] not in COMPRESSIONS:
             raise ConfigError(f"export: unknown --compression {options['compression']!r}; valid: {', '.join(COMPRESSIONS)}")

@@ -125,6 +125,14 @@ def compare(ref: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray, np.ndarra
     return result
 
 
+def _srcc(a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    from ..metrics import srcc
+
+    return round(float(srcc(a, b)), 6)
+
+
 def check_parity(backend, ref: tuple[np.ndarray, np.ndarray], x: np.ndarray, *, names: Sequence[str] = (),
                  source: str = "", tolerance: Tolerance | None = None, batch_sizes: Sequence[int] | None = None,
                  log=None) -> dict[str, Any]:
@@ -159,6 +167,7 @@ def check_parity(backend, ref: tuple[np.ndarray, np.ndarray], x: np.ndarray, *, 
             if log is not None:
                 d = [float(np.max(np.abs(g - r))) if g.shape == r.shape else float("nan") for g, r in zip(got, ref)]
                 log(f"{label}: max |diff| score {d[0]:.3g}, quality_map {d[1]:.3g} on {n} images")
+        entry["score_rank_agreement"] = _srcc(ref[0], got[0])  # SRCC artifact vs torch: lossy variants' key number
         checks.append({"batch_size": bs, **entry})
     return {
         "backend": backend.name,
