@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, str] = {
     "decode": "dpiqa_edge.bench:bench_decode",
     "synth": "dpiqa_edge.bench:bench_synth",
     "models": "dpiqa_edge.bench_models:bench_models",
+    "coreml_emulator": "dpiqa_edge.runtime.backends.coreml_mil_bench:bench_coreml_emulator",
 }
 
 LIBRARIES = ("numpy", "pillow", "scipy", "torch", "onnxruntime", "openvino", "coremltools", "timm", "diffusers")
