@@ -162,3 +162,63 @@ def test_bad_requests_are_config_errors(float_models, tmp_path):
         compress_coreml(float_models["iOS16"], tmp_path / "x.mlpackage", "int4")
     with pytest.raises(ConfigError, match="not in the program"):
         compress_coreml(float_models["iOS16"], tmp_path / "x.mlpackage", "int8", keep_float_ops=["no_such_op"])
+
+
+# -- the constexpr ops alone, against coremltools' own reference decompression ----------------------
+# Exact equality: dequantization is one multiply (and subtract) per element in both, same dtype order.
+@pytest.mark.parametrize("nbits", [1, 2, 4, 6, 8])
+def test_ios16_lut_unpacks_sub_byte_indices(nbits):
+    """iOS16 LUT indices are bit-packed LSB first, crossing byte borders at 6 bits (the docs' layout)."""
+    from coremltools.converters.mil.mil.ops.defs.iOS16.constexpr_ops import constexpr_lut_to_dense as ref_op
+    from coremltools.optimize import _utils as ou
+
+    from dpiqa_edge.runtime.backends.coreml_mil_ops import OPS
+
+    rng = np.random.default_rng(nbits)
+    shape = np.array([5, 3, 3, 3], dtype=np.uint32)  # 135 elements: not a multiple of 8 / nbits
+    idx = rng.integers(0, 2**nbits, int(np.prod(shape))).astype(np.uint8)
+    lut = rng.standard_normal(2**nbits).astype(np.float32)
+    packed = ou.pack_elements_into_bits(idx, nbits)
+    got = OPS["constexpr_lut_to_dense"]({"indices": packed, "lut": lut, "shape": shape})
+    np.testing.assert_array_equal(got, ref_op.decompress(lut, packed, shape))
+    np.testing.assert_array_equal(got.reshape(-1), lut[idx])
+
+
+@pytest.mark.parametrize("scale_shape,with_offset", [((6, 1, 1, 1), True), ((3, 2, 1, 1), False), ((1, 4, 1, 1), True)])
+def test_ios18_blockwise_shift_scale(scale_shape, with_offset):
+    from coremltools.converters.mil.mil.ops.defs.iOS18.compression import constexpr_blockwise_shift_scale as ref_op
+
+    from dpiqa_edge.runtime.backends.coreml_mil_ops import OPS
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(-128, 128, (6, 8, 3, 3)).astype(np.int8)
+    scale = rng.random(scale_shape).astype(np.float32)
+    offset = rng.integers(-5, 5, scale_shape).astype(np.int8) if with_offset else None
+    args = {"data": data, "scale": scale, **({"offset": offset} if with_offset else {})}
+    np.testing.assert_allclose(OPS["constexpr_blockwise_shift_scale"](args), ref_op.decompress(data, scale, offset), rtol=1e-7)
+
+
+@pytest.mark.parametrize("groups", [(1, 1), (2, 1), (3, 4)])
+def test_ios18_lut_per_group(groups):
+    from coremltools.converters.mil.mil.ops.defs.iOS18.compression import constexpr_lut_to_dense as ref_op
+
+    from dpiqa_edge.runtime.backends.coreml_mil_ops import OPS
+
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, 16, (6, 8)).astype(np.uint8)
+    lut = rng.standard_normal((*groups, 16, 1)).astype(np.float32)
+    np.testing.assert_array_equal(OPS["constexpr_lut_to_dense"]({"indices": idx, "lut": lut}), ref_op.decompress(idx, lut, None))
+
+
+def test_ios16_affine_dequantize_per_channel_and_scalar():
+    from coremltools.converters.mil.mil.ops.defs.iOS16.constexpr_ops import constexpr_affine_dequantize as ref_op
+
+    from dpiqa_edge.runtime.backends.coreml_mil_ops import OPS
+
+    rng = np.random.default_rng(2)
+    q = rng.integers(-128, 128, (4, 6, 3)).astype(np.int8)
+    for axis, scale, zp in [(0, rng.random(4).astype(np.float32), rng.integers(-3, 3, 4).astype(np.int8)),
+                            (1, rng.random(6).astype(np.float32), np.zeros(6, np.int8)),
+                            (-1, np.float32(0.05), np.int8(2))]:
+        args = {"quantized_data": q, "scale": scale, "zero_point": zp, "axis": np.int32(axis)}
+        np.testing.assert_allclose(OPS["constexpr_affine_dequantize"](args), ref_op.decompress(q, zp, scale, axis), rtol=1e-7)
