@@ -158,7 +158,7 @@ def _break(kind: str, artifacts, tmp: Path) -> Path:
         f.write_bytes(f.read_bytes()[:-10])
         return onnx_dir
     if kind == "missing metadata":
-        _onnx_props(f, gate_threshold=None)
+        _onnx_props(f, preprocessing=None)
         return f
     if kind == "wrong direction":
         _onnx_props(f, higher_is_better="false")
@@ -191,7 +191,7 @@ def _break(kind: str, artifacts, tmp: Path) -> Path:
 @pytest.mark.parametrize("kind, message", [
     ("truncated onnx", "corrupt or truncated onnx artifact"),
     ("truncated per export.json", "truncated or replaced"),
-    ("missing metadata", "missing gate_threshold"),
+    ("missing metadata", "missing preprocessing"),
     ("wrong direction", "higher_is_better"),
     ("target mismatch", "does not match the file type"),
     ("bad json", "preprocessing=.* is not valid JSON"),
@@ -207,6 +207,16 @@ def test_broken_artifacts_fail_with_one_line(artifacts, tmp_path, kind, message)
         load_backend(path)
     text = str(info.value)
     assert "\n" not in text and str(tmp_path) in text  # one line, naming the file
+
+
+def test_gate_threshold_is_optional_but_typed(artifacts, tmp_path):
+    f = tmp_path / "m.onnx"
+    shutil.copy(artifacts["onnx"], f)
+    _onnx_props(f, gate_threshold=None)
+    assert load_backend(f).metadata["gate_threshold"] is None  # `check` then needs --threshold
+    _onnx_props(f, gate_threshold='"high"')
+    with pytest.raises(ModelLoadError, match="gate_threshold=.* is not a number"):
+        load_backend(f)
 
 
 def test_metadata_round_trips_through_every_reader(artifacts):

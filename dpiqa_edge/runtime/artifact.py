@@ -23,10 +23,11 @@ from ..errors import ModelLoadError
 #: artifact file suffix -> backend name (the strings spelled the same everywhere, DESIGN.md)
 SUFFIX_TO_BACKEND = {".onnx": "onnx", ".xml": "openvino", ".mlpackage": "coreml"}
 
-#: keys every artifact must carry (ARCHITECTURE.md "Artifact metadata")
+#: keys every artifact must carry (ARCHITECTURE.md "Artifact metadata"); ``gate_threshold`` is written
+#: by every export but may be absent from a hand-made artifact (then None: ``check`` needs --threshold)
 REQUIRED_KEYS = (
     "dpiqa_edge_version", "model_type", "student", "target", "precision", "preprocessing", "raw_input",
-    "score_range", "higher_is_better", "gate_threshold", "source_sha256", "outputs", "input_name",
+    "score_range", "higher_is_better", "source_sha256", "outputs", "input_name",
 )
 #: keys whose string form is JSON (bools, numbers, the preprocessing dict); the others stay text
 _JSON_KEYS = {"preprocessing", "raw_input", "higher_is_better", "gate_threshold", "dynamic_batch", "image_input"}
@@ -57,6 +58,9 @@ def decode_metadata(raw: dict[str, str], where: str) -> dict[str, Any]:
             except json.JSONDecodeError:
                 raise ModelLoadError(f"{where}: metadata {key}={value!r} is not valid JSON") from None
         meta[key] = value
+    meta.setdefault("gate_threshold", None)
+    if meta["gate_threshold"] is not None and not isinstance(meta["gate_threshold"], (int, float)):
+        raise ModelLoadError(f"{where}: metadata gate_threshold={meta['gate_threshold']!r} is not a number")
     if not isinstance(meta["preprocessing"], dict) or "size" not in meta["preprocessing"]:
         raise ModelLoadError(f"{where}: metadata preprocessing has no input size")
     if meta["higher_is_better"] is not True or meta["score_range"] != "0,100":
