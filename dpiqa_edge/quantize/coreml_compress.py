@@ -108,18 +108,10 @@ def compress_coreml(
                                         weight_threshold=weight_threshold)
     config = cto.OptimizationConfig(global_config=op_cfg, op_name_configs={name: None for name in keep})
     model = ct.models.MLModel(str(src), skip_model_load=sys.platform != "darwin")
-    try:
-        if mode == "w8a8":  # pragma: no cover - macOS only
-            act_cfg = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric"),
-                                             op_name_configs={name: None for name in keep})
-            model = cto.linear_quantize_activations(model, act_cfg, calib)
-            out = cto.linear_quantize_weights(model, config)
-        elif mode == "int8":
-            out = cto.linear_quantize_weights(model, config)
-        else:
-            out = cto.palettize_weights(model, config)
-    except Exception as exc:  # coremltools raises ValueError/AssertionError/RuntimeError alike
-        raise ExportError(f"{src}: coremltools {mode} compression failed ({type(exc).__name__}: {exc})") from None
+    # errstate: trained nets have dead (all-zero) channels (the bundled Lite0 has four); coremltools then
+    # computes 0/0 for their int8 codes. Their scale is 0, so they dequantize to exactly 0 regardless.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = _compress(cto, model, mode, config, keep, calib, src)
     # Keep the artifact's own metadata (preprocessing, score range...) and descriptions.
     out.user_defined_metadata.update(dict(model.user_defined_metadata))
     out.user_defined_metadata["coreml_compression"] = mode
@@ -137,6 +129,20 @@ def compress_coreml(
     if probe is not None:
         info["probe_max_abs_diff"], info["probe_ran"] = _probe(src, dst, probe)
     return info
+
+
+def _compress(cto, model, mode: str, config, keep: set[str], calib, src: Path):
+    try:
+        if mode == "w8a8":  # pragma: no cover - macOS only
+            act_cfg = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric"),
+                                             op_name_configs={name: None for name in keep})
+            model = cto.linear_quantize_activations(model, act_cfg, calib)
+            return cto.linear_quantize_weights(model, config)
+        if mode == "int8":
+            return cto.linear_quantize_weights(model, config)
+        return cto.palettize_weights(model, config)
+    except Exception as exc:  # coremltools raises ValueError/AssertionError/RuntimeError alike
+        raise ExportError(f"{src}: coremltools {mode} compression failed ({type(exc).__name__}: {exc})") from None
 
 
 def describe_compression(mlpackage: str | os.PathLike) -> dict[str, Any]:
