@@ -78,8 +78,7 @@ class MILProgram:
     """A saved ML program, ready to evaluate with numpy.
 
     Args:
-        mlpackage_path: the ``.mlpackage`` folder (or a compiled-free ``.mlmodel`` ML program with its
-            weights folder beside it) written by ``coremltools``.
+        mlpackage_path: the ``.mlpackage`` folder written by ``coremltools`` (an ML program).
         function: the program function to run (``main`` unless the package is multi-function).
     """
 
