@@ -70,7 +70,8 @@ def fp32_onnx(tmp_path_factory):
 def fp32_ir(fp32_onnx):
     ov = pytest.importorskip("openvino")
     xml = fp32_onnx.with_suffix(".xml")
-    ov.save_model(ov.convert_model(str(fp32_onnx)), str(xml), compress_to_fp16=False)
+    # As the exporter does: the ONNX frontend via read_model (it leaves depthwise weights behind a Reshape).
+    ov.save_model(ov.Core().read_model(str(fp32_onnx)), str(xml), compress_to_fp16=False)
     return xml
 
 
@@ -160,9 +161,14 @@ def test_openvino_int8_has_fake_quantize_and_int8_constants(fp32_ir, images, tmp
     model = ov.Core().read_model(str(dst))
     kinds = [op.get_type_name() for op in model.get_ops()]
     assert kinds.count("FakeQuantize") > 0
-    int8_consts = [op for op in model.get_ops() if op.get_type_name() == "Constant"
-                   and op.get_output_element_type(0).get_type_name() in ("i8", "u8")]
-    assert len(int8_consts) >= 5  # the five conv weights are stored as int8
+    # Every conv weight (depthwise included) is stored as an int8 constant, a few hops up its weight input.
+    convs = [op for op in model.get_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")]
+    assert len(convs) == 5
+    for conv in convs:
+        node = conv.inputs()[1].get_source_output().get_node()
+        while node.inputs() and node.get_type_name() != "Constant":
+            node = node.inputs()[0].get_source_output().get_node()
+        assert node.get_output_element_type(0).get_type_name() == "i8", conv.get_friendly_name()
     # The last MatMul (score projection) is kept float and named in the summary.
     assert any("MatMul" == op.get_type_name() and op.get_friendly_name() in info["kept_float"] for op in model.get_ops())
     assert info["tool"].endswith("accuracy_control" if accuracy_control else "quantize")

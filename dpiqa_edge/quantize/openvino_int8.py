@@ -135,6 +135,7 @@ def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, ca
     if max_srcc_drop is not None and (val is None or len(val[0]) < 3):
         raise InputError("quantize_openvino: --max-srcc-drop needs a labelled val subset of at least 3 images")
     model = ov.Core().read_model(str(src_xml))
+    _fold_constants(model)
     batches = as_batches(calib)
     raw = model.inputs[0].get_element_type().get_type_name() == "u8"  # a --raw-input artifact
     if raw:
@@ -196,6 +197,17 @@ def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, ca
         "size_ratio": summary["file_bytes"] / max(1, fp32_bytes),
         "artifact": summary,
     }
+
+
+def _fold_constants(model) -> None:
+    """Fold constant subgraphs (e.g. ``Constant -> Reshape`` on depthwise weights, as an IR read back from
+    ONNX holds them) so every weight FakeQuantize sits on a Constant and is stored as int8 on save;
+    unfolded, those weights stay float32 behind a FakeQuantize (measured: +1.2 MB on a Lite0 student)."""
+    from openvino.passes import ConstantFolding, Manager
+
+    manager = Manager()
+    manager.register_pass(ConstantFolding())
+    manager.run_passes(model)
 
 
 def _float_ops_reverted(original, quantized, kept: list[str]) -> list[str]:
