@@ -41,7 +41,7 @@ def protected_modules(model) -> list:
 
 def model_cost(model, size: int) -> dict:
     """Parameters and GMACs of one ``size`` x ``size`` image (the student stage's own counter)."""
-    from ..student.complexity import complexity
+    from ..student.cost import complexity
 
     was_training = model.training
     cost = complexity(model, size)

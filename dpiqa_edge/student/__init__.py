@@ -28,7 +28,7 @@ def load_student(directory):
 
 
 def complexity(model_or_cfg, size: int = 512) -> dict:
-    from .complexity import complexity as _complexity
+    from .cost import complexity as _complexity
 
     return _complexity(model_or_cfg, size)
 
