@@ -103,7 +103,8 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
     from .graph import torch_outputs
 
     ref = torch_outputs(model, x, batch=1)  # batch 1, as the artifact runs: torch's own kernels vary with N
-    threshold = card.calibrate_threshold(model, pre, manifest, x)
+    source_sha256 = sha256_file(model_dir / "model.safetensors")
+    threshold = card.calibrate_threshold(model, pre, manifest, x, source_sha256)
     calib_arrays, val = None, None
     lossy = precision == "int8" or compression is not None  # judged by the SRCC gate, not a tolerance
     test = None
@@ -121,7 +122,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
     # 4. The metadata every copy carries.
     meta = card.build_metadata(student=student, target=target, precision=precision, preprocessing=pre.to_dict(),
                                raw_input=raw_input, gate=threshold["threshold"],
-                               source_sha256=sha256_file(model_dir / "model.safetensors"),
+                               source_sha256=source_sha256,
                                dynamic_batch=dynamic_batch and "dynamic_batch" in spec.options, image_input=image_input,
                                compression=compression)
 

