@@ -74,7 +74,7 @@ class Backend:
         if self.raw_input and x.dtype != np.uint8:
             x = self._float_to_raw(x)
         expected = (h, w, 3) if self.raw_input else (3, h, w)
-        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected or x.shape[0] == 0:
             raise InputError(f"{self.file}: input batch of shape {tuple(x.shape)}; this artifact takes (N, {', '.join(map(str, expected))})"
                              + (" uint8" if self.raw_input else " float32 in 0..1"))
         return np.ascontiguousarray(x if self.raw_input else x.astype(np.float32, copy=False))
