@@ -189,6 +189,9 @@ def fit(model, loss_fn: Callable, train_set, out_dir: str | os.PathLike, cfg: Lo
     save_fn = save_fn or (lambda m, d: _default_save(m, d, config))
 
     # 1. Accelerator, optimizer, per-epoch schedule.
+    if cfg.mixed_precision == "fp16" and (cfg.cpu or not torch.cuda.is_available()):
+        raise ConfigError("train: mixed_precision fp16 needs a GPU; on a CPU use 'no' or 'bf16' "
+                          "(--mixed-precision no, or the config's [train] mixed_precision)")
     acc = Accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision)
     if cfg.batch_size < acc.num_processes:
         raise ConfigError(f"train: batch_size {cfg.batch_size} < {acc.num_processes} processes")

@@ -34,10 +34,12 @@ its last checkpoint; the best epoch by val SRCC is the result.""")
 @click.option("--w-kd", type=float, help="Weight of MSE to the teacher's score.")
 @click.option("--freeze-stages", type=int, help="Freeze the stem and the first N backbone stages.")
 @click.option("--seed", type=int, help="Seed of every random draw (batch order, augmentation).")
+@click.option("--mixed-precision", type=click.Choice(["no", "fp16", "bf16"]),
+              help="accelerate's mixed precision (fp16 needs a GPU; SPEC's recipe uses it).")
 @click.option("--cpu", is_flag=True, help="Train on the CPU even when a GPU is present.")
 @click.option("--quiet", is_flag=True, help="No progress bar or messages.")
 def distill(manifest, targets_dir, student, out_dir, config_file, epochs, batch_size, lr, input_size, map_size,
-            score_target, w_feat, w_kd, freeze_stages, seed, cpu, quiet) -> None:
+            score_target, w_feat, w_kd, freeze_stages, seed, mixed_precision, cpu, quiet) -> None:
     """Distill the teacher into a student (paper | lite0 | timm:NAME)."""
     from ..config import from_dict, load_config, to_dict
     from .config import DistillConfig
@@ -49,7 +51,8 @@ def distill(manifest, targets_dir, student, out_dir, config_file, epochs, batch_
     for key, value in (("name", student), ("input_size", input_size), ("map_size", map_size)):
         if value is not None:
             d["student"][key] = value
-    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
+    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed),
+                       ("mixed_precision", mixed_precision)):
         if value is not None:
             d["train"][key] = value
     if cpu:
