@@ -89,3 +89,19 @@ def test_worker_reports_a_broken_artifact(tmp_path):
 
 def test_registered_in_the_harness():
     assert "models" in BENCHMARKS and _resolve("models") is bench_models
+
+
+@pytest.mark.parametrize("load, env, expected", [(100.0, None, 1), (0.0, None, None), (100.0, "3", 3)])
+def test_choose_threads(monkeypatch, load, env, expected):
+    import os
+
+    from dpiqa_edge.bench_models import choose_threads
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    if env is None:
+        monkeypatch.delenv("DPIQA_BENCH_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("DPIQA_BENCH_THREADS", env)
+    cores = len(os.sched_getaffinity(0))
+    threads, why = choose_threads()
+    assert threads == (cores if expected is None else expected) and why
