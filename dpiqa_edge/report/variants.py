@@ -118,7 +118,7 @@ def _pruned_from_sha(export: dict[str, Any]) -> str | None:
         return None
     cfg = read_json(model_dir / "config.json")
     prov = cfg.get("provenance") if isinstance(cfg.get("provenance"), dict) else {}
-    for key in ("parent_sha256", "pruned_from_sha256", "source_sha256"):
+    for key in ("parent_sha256", "pruned_from_sha256"):
         if isinstance(prov.get(key), str):
             return prov[key]
     parent_dir = prov.get("pruned_from") or prov.get("parent") or prov.get("parent_dir")
