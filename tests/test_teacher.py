@@ -184,3 +184,19 @@ def test_targets_roundtrip(tmp_path):
         assert np.allclose(m, maps[i], atol=3e-3)  # float16 storage: relative error 2^-11 on values < 3
     with pytest.raises(ModelLoadError, match="no teacher target"):
         t.map("other.png")
+
+
+@pytest.mark.parametrize("name", ["teacher.toml", "teacher-demo.toml"])
+def test_recipes_load(name):
+    from pathlib import Path
+
+    from dpiqa_edge.config import load_config
+    from dpiqa_edge.teacher.train import TeacherRunConfig
+
+    cfg = load_config(TeacherRunConfig, Path(__file__).parents[1] / "configs" / name)
+    if name == "teacher.toml":  # SPEC's recipe, point by point
+        t = cfg.train
+        assert (cfg.image_size, cfg.decoder_width, cfg.map_size, cfg.sample_latents) == (512, 512, 64, True)
+        assert (t.lr, t.batch_size, t.epochs, t.milestones, t.gamma, t.mixed_precision) == (1e-5, 16, 30, (5,), 0.2, "fp16")
+    else:
+        assert (cfg.image_size, cfg.decoder_width, cfg.map_size) == (128, 64, 16)

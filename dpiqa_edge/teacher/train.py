@@ -37,6 +37,10 @@ class TeacherRunConfig:
     decoder_width: int = 512  #: QFD width (SPEC 512)
     map_size: int = 64  #: F_quality side (SPEC 64 = the latent grid at 512)
     vae_input_range: str = "-1,1"  #: "-1,1" (SD's VAE range, default) or "0,1" (the reference code)
+    #: draw the training latent from the VAE posterior (the reference) or use its mean. A trained SD VAE has a
+    #: tiny posterior std; a random-init tiny VAE's is ~1 against a ~0.2 spread of means between images, so
+    #: sampling there buries the image under noise (and evaluation uses the mean): the demo turns it off.
+    sample_latents: bool = True
     rank_weight: float = 0.0  #: weight of the pairwise margin ranking loss; 0 = off, as in the paper
     rank_margin: float = 0.25  #: ranking margin = rank_margin * std of the batch targets
     eval_batch_size: int = 16  #: batch for validation and VAE-moment caching
@@ -63,8 +67,8 @@ class _Items:
     """Training items: a latent drawn from the cached moments (torch's global RNG, seeded per item by the
     loop), the [0,1] image for the adapter, and the target MOS/100."""
 
-    def __init__(self, rows, moments, preprocess, scaling_factor: float):
-        self.rows, self.moments, self.pre, self.scale = rows, moments, preprocess, scaling_factor
+    def __init__(self, rows, moments, preprocess, scaling_factor: float, sample: bool = True):
+        self.rows, self.moments, self.pre, self.scale, self.sample = rows, moments, preprocess, scaling_factor, sample
 
     def __len__(self):
         return len(self.rows)
@@ -74,7 +78,7 @@ class _Items:
 
         mean, logvar = self.moments[i].chunk(2, dim=0)
         std = torch.exp(0.5 * logvar.clamp(-30.0, 20.0))  # the same clamp as diffusers' posterior
-        latents = (mean + std * torch.randn(mean.shape, dtype=mean.dtype)) * self.scale
+        latents = (mean + std * torch.randn(mean.shape, dtype=mean.dtype) if self.sample else mean) * self.scale
         image = torch.from_numpy(self.pre(self.rows[i].abspath))
         return {"latents": latents, "image": image, "target": torch.tensor(self.rows[i].mos / 100.0)}
 
@@ -223,7 +227,8 @@ def train_teacher(manifest, out_dir, cfg: TeacherRunConfig | None = None, *, sd_
     train_m, val_m = moments[:len(train_rows)], moments[len(train_rows):]
     from .model import teacher_preprocess
 
-    items = _Items(train_rows, train_m, teacher_preprocess(model.config), model.scaling_factor)
+    items = _Items(train_rows, train_m, teacher_preprocess(model.config), model.scaling_factor,
+                   cfg.sample_latents)
 
     # 3. loss and per-epoch validation.
     def loss_fn(m, batch):
