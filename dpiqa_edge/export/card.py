@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import __version__
 
-VAL_CAP = 128  #: val images scored for the threshold at most (sorted by path, first N; ~20 s CPU at 224 px)
+VAL_CAP = 128  #: val images scored for the threshold at most (a seeded sample; ~10 s CPU at 224 px)
 
 
 def gate_threshold(scores: np.ndarray, mos: np.ndarray | None) -> tuple[float, str]:
@@ -72,7 +72,11 @@ def _calibrate(model, preprocess, manifest: str | None, photos_x: np.ndarray) ->
     if manifest is not None:
         from ..data.manifest import read_manifest
 
-        val = sorted(read_manifest(manifest).split("val"), key=lambda r: r.path)[:VAL_CAP]
+        import random
+
+        val = sorted(read_manifest(manifest).split("val"), key=lambda r: r.path)
+        if len(val) > VAL_CAP:  # a seeded sample, not the first N paths (those may be one scene)
+            val = sorted(random.Random(0).sample(val, VAL_CAP), key=lambda r: r.path)
         if val:
             scores = torch_outputs(model, preprocess.batch([r.abspath for r in val]))[0]
             labelled = all(r.mos is not None for r in val)
