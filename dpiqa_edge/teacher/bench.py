@@ -31,8 +31,8 @@ def time_teacher_forward(size: int = 512, batch: int = 1, repeats: int = 1, warm
                          device: str | None = None, threads: int | None = None) -> dict:
     """Seconds per image of one teacher forward (VAE encode + UNet + QFD + head) at ``size`` x ``size``.
 
-    Returns {"seconds_per_image", "times" (per repeat, whole batch), "size", "batch", "device", "threads",
-    "params_trainable"}. ``device`` defaults to CUDA when present, else CPU.
+    Returns {"seconds_per_image", "times" (per repeat, whole batch), "cpu_seconds_per_image", "size", "batch",
+    "device", "threads", "params_trainable"}. ``device`` defaults to CUDA when present, else CPU.
     """
     import torch
 
@@ -43,17 +43,20 @@ def time_teacher_forward(size: int = 512, batch: int = 1, repeats: int = 1, warm
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = build_full_teacher(device)
     x = torch.rand(batch, 3, size, size, device=device, generator=torch.Generator(device=device).manual_seed(0))
-    times = []
+    times, cpu_times = [], []
     with torch.inference_mode():
         for i in range(warmup + repeats):
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             score, fq = model(x)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
+                cpu_times.append(time.process_time() - c0)
     assert fq.shape == (batch, 8, 64, 64) and torch.isfinite(score).all()
-    return {"seconds_per_image": min(times) / batch, "times": times, "size": size, "batch": batch,
-            "device": device, "threads": torch.get_num_threads(), "params_trainable": count_parameters(model)}
+    # cpu_seconds: this process's CPU time (all its threads), a steadier figure than wall time on a shared host.
+    return {"seconds_per_image": min(times) / batch, "times": times, "cpu_seconds_per_image": min(cpu_times) / batch,
+            "size": size, "batch": batch, "device": device, "threads": torch.get_num_threads(),
+            "params_trainable": count_parameters(model)}
