@@ -238,3 +238,24 @@ def test_gate_fails_an_int8_artifact_forced_off_budget(images, tmp_path):
         enforce_gate(forced)
     # The honest INT8 keeps the parent's ranking (measured agreement ~0.98 on 12 images; 0.9 leaves room).
     assert good["rank_agreement"] > 0.9 and good["drop"] < forced["drop"] / 5
+
+
+def test_float_first_convs_keeps_the_early_layers_float(fp32_onnx, fp32_ir, images, tmp_path):
+    from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
+    from dpiqa_edge.quantize.openvino_int8 import quantize_openvino
+
+    info = quantize_onnx(fp32_onnx, tmp_path / "f2.onnx", images[:8], float_first_convs=2, progress=False)
+    m = onnx.load(str(tmp_path / "f2.onnx"))
+    producers = {o: n for n in m.graph.node for o in n.output}
+    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    float_weight = [c.input[1] not in producers for c in convs]  # a float initializer feeds the conv directly
+    assert float_weight == [True, True, False, False, False]
+    assert {convs[0].name, convs[1].name} <= set(info["kept_float"])
+
+    ov_info = quantize_openvino(fp32_ir, tmp_path / "f2.xml", images[:8], float_first_convs=2)
+    ov = pytest.importorskip("openvino")
+    model = ov.Core().read_model(str(tmp_path / "f2.xml"))
+    early = [op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")][:2]
+    for conv in early:
+        assert conv.get_friendly_name() in ov_info["kept_float"]
+        assert conv.inputs()[0].get_source_output().get_node().get_type_name() != "FakeQuantize"

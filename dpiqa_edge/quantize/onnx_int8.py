@@ -110,6 +110,11 @@ def score_head_nodes(model, output: str = "score", n_linear: int = 1) -> list[st
     return [k for k in kept if k]
 
 
+def first_conv_nodes(model, n: int) -> list[str]:
+    """Names of the first ``n`` Conv nodes in graph (topological) order: the full-resolution early layers."""
+    return [node.name for node in model.graph.node if node.op_type == "Conv"][: max(0, n)]
+
+
 def inspect_onnx_int8(path: str | os.PathLike) -> dict:
     """What an ONNX file really holds: QDQ node counts and int8 / float initializer bytes."""
     import onnx
@@ -138,8 +143,8 @@ def inspect_onnx_int8(path: str | os.PathLike) -> dict:
 
 def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, calib: Sequence[np.ndarray],
                   method: str = "minmax", per_channel: bool = True, keep_float: Sequence[str] | None = None,
-                  head_linears: int = 1, chunk: int = 16, max_images: int | None = None,
-                  progress: bool = True) -> dict:
+                  head_linears: int = 1, float_first_convs: int = 0, chunk: int = 16,
+                  max_images: int | None = None, progress: bool = True) -> dict:
     """Quantize an fp32 ONNX model to INT8 QDQ; returns a JSON-ready summary for ``export.json``.
 
     Args:
@@ -153,6 +158,9 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
             tail of the score head found by :func:`score_head_nodes` with ``head_linears``.
         head_linears: how many of the score head's last linear layers stay float when ``keep_float``
             is ``None`` (1: the final score projection; 0: quantize everything).
+        float_first_convs: also keep the first N convolutions float (added to ``keep_float`` or the
+            default). Quality models read fine texture (blur, noise) in their early full-resolution
+            layers, where an 8-bit activation step erases it: see ``measure``/the report for the cost.
         chunk: images per histogram collection round for entropy/percentile (memory bound).
         max_images: cap on calibration images (default: all for minmax, ``HIST_MAX_IMAGES`` otherwise).
         progress: show a progress bar.
@@ -197,6 +205,7 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
             excluded = score_head_nodes(model, n_linear=head_linears)
         else:
             excluded = sorted({n for n in names for pat in keep_float if fnmatch.fnmatchcase(n, pat)})
+        excluded += [n for n in first_conv_nodes(model, float_first_convs) if n not in excluded]
 
         # 4. Calibrate and quantize (QDQ, int8 weights per channel, int8 activations).
         reader = _Reader(graph_input.name, batches, progress)

@@ -65,6 +65,13 @@ def score_head_ops(model, n_linear: int = 1) -> list[str]:
     return names
 
 
+def first_conv_ops(model, n: int) -> list[str]:
+    """Friendly names of the first ``n`` (Group)Convolutions in topological order (the early layers)."""
+    convs = [op.get_friendly_name() for op in model.get_ordered_ops()
+             if op.get_type_name() in ("Convolution", "GroupConvolution")]
+    return convs[: max(0, n)]
+
+
 def inspect_openvino_int8(xml: str | os.PathLike) -> dict:
     """What a saved IR really holds: FakeQuantize count, int8/uint8 constants and their bytes."""
     import openvino as ov
@@ -108,7 +115,8 @@ def _srcc_validation_fn(compiled, data) -> tuple[float, list]:
 def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, calib: Sequence[np.ndarray],
                       val: tuple[Sequence[np.ndarray], Sequence[float]] | None = None,
                       max_srcc_drop: float | None = None, ignored_scope: Sequence[str] | None = None,
-                      head_linears: int = 1, preset: str = "performance", max_iterations: int = 5) -> dict:
+                      head_linears: int = 1, float_first_convs: int = 0, preset: str = "performance",
+                      max_iterations: int = 5) -> dict:
     """Quantize an fp32 OpenVINO IR to INT8 with NNCF; returns a JSON-ready summary for ``export.json``.
 
     Args:
@@ -122,6 +130,7 @@ def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, ca
             (:func:`score_head_ops` with ``head_linears``).
         head_linears: how many of the score head's last linear layers stay float when
             ``ignored_scope`` is ``None`` (1: the final score projection; 0: quantize everything).
+        float_first_convs: also keep the first N convolutions float (see ``onnx_int8.quantize_onnx``).
         preset: ``performance`` (symmetric, fastest on CPU) or ``mixed`` (asymmetric activations).
         max_iterations: accuracy control's limit on layer-reverting rounds.
     """
@@ -143,12 +152,13 @@ def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, ca
     calibration = nncf.Dataset(batches)
 
     # 2. What stays float.
+    early = first_conv_ops(model, float_first_convs)
     if ignored_scope is None:
-        kept = score_head_ops(model, head_linears)
+        kept = score_head_ops(model, head_linears) + early
         scope = nncf.IgnoredScope(names=kept, validate=False) if kept else None
     else:
-        kept = list(ignored_scope)
-        scope = nncf.IgnoredScope(patterns=kept, validate=False) if kept else None
+        kept = list(ignored_scope) + early
+        scope = nncf.IgnoredScope(patterns=list(ignored_scope), names=early, validate=False) if kept else None
     preset_enum = {"performance": nncf.QuantizationPreset.PERFORMANCE,
                    "mixed": nncf.QuantizationPreset.MIXED}[preset]
 
