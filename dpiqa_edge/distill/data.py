@@ -10,6 +10,7 @@ the same flip / crop. Random draws use torch's global RNG, which the training lo
 from __future__ import annotations
 
 import math
+import sys
 from typing import Sequence
 
 import numpy as np
@@ -121,7 +122,7 @@ class PrefixCache(torch.utils.data.Dataset):
             for flip in ((False, True) if self.flips else (False,)):
                 chunks = []
                 for start in tqdm(range(0, n, batch_size), desc=f"cache stages 0-{stages - 1}" + (" (mirrored)" if flip else ""),
-                                  disable=not progress, leave=False):
+                                  disable=not progress, leave=False, mininterval=0.1 if sys.stderr.isatty() else 30.0):
                     x = torch.stack([items.pixels(i) for i in range(start, min(start + batch_size, n))])
                     chunks.append(model.prefix((x.flip(-1) if flip else x).to(device), stages).cpu())
                 self.h[flip] = torch.cat(chunks) if chunks else torch.zeros(0)
