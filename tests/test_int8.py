@@ -98,7 +98,7 @@ def test_onnx_int8_has_qdq_int8_weights_and_float_head_tail(fp32_onnx, images, t
 
     dst = tmp_path / "model-int8.onnx"
     # chunk=4 over 12 images: the histogram methods collect in 3 rounds (the chunked path, not one pass).
-    info = quantize_onnx(fp32_onnx, dst, images[:12], method=method, chunk=4, progress=False)
+    info = quantize_onnx(fp32_onnx, dst, images[:12], method=method, chunk=4, float_first_convs=0, progress=False)
     m = onnx.load(str(dst))
     ops = [n.op_type for n in m.graph.node]
     assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > 0
@@ -127,9 +127,11 @@ def test_onnx_int8_has_qdq_int8_weights_and_float_head_tail(fp32_onnx, images, t
 def test_onnx_keep_float_patterns_and_full_quantization(fp32_onnx, images, tmp_path):
     from dpiqa_edge.quantize.onnx_int8 import inspect_onnx_int8, quantize_onnx
 
-    kept = quantize_onnx(fp32_onnx, tmp_path / "a.onnx", images[:8], keep_float=["*head*"], progress=False)
+    kept = quantize_onnx(fp32_onnx, tmp_path / "a.onnx", images[:8], keep_float=["*head*"], float_first_convs=0,
+                         progress=False)
     assert kept["kept_float"] and all("head" in n for n in kept["kept_float"])
-    full = quantize_onnx(fp32_onnx, tmp_path / "b.onnx", images[:8], head_linears=0, progress=False)
+    full = quantize_onnx(fp32_onnx, tmp_path / "b.onnx", images[:8], head_linears=0, float_first_convs=0,
+                         progress=False)
     assert full["kept_float"] == []
     # Quantizing the head too gives two more int8 weight tensors (both Gemms) than keeping it float.
     assert (inspect_onnx_int8(tmp_path / "b.onnx")["int8_weight_dequantizers"]
@@ -156,7 +158,7 @@ def test_openvino_int8_has_fake_quantize_and_int8_constants(fp32_ir, images, tmp
     if accuracy_control:
         val = images[12:]
         kwargs = {"val": (val, list(_ov_scores(fp32_ir, val))), "max_srcc_drop": 0.01}
-    info = quantize_openvino(fp32_ir, dst, images[:12], **kwargs)
+    info = quantize_openvino(fp32_ir, dst, images[:12], float_first_convs=0, **kwargs)
     assert dst.is_file() and dst.with_suffix(".bin").is_file()
     model = ov.Core().read_model(str(dst))
     kinds = [op.get_type_name() for op in model.get_ops()]

@@ -143,7 +143,7 @@ def inspect_onnx_int8(path: str | os.PathLike) -> dict:
 
 def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, calib: Sequence[np.ndarray],
                   method: str = "minmax", per_channel: bool = True, keep_float: Sequence[str] | None = None,
-                  head_linears: int = 1, float_first_convs: int = 0, chunk: int = 16,
+                  head_linears: int = 1, float_first_convs: int = 3, chunk: int = 16,
                   max_images: int | None = None, progress: bool = True) -> dict:
     """Quantize an fp32 ONNX model to INT8 QDQ; returns a JSON-ready summary for ``export.json``.
 
@@ -159,8 +159,11 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
         head_linears: how many of the score head's last linear layers stay float when ``keep_float``
             is ``None`` (1: the final score projection; 0: quantize everything).
         float_first_convs: also keep the first N convolutions float (added to ``keep_float`` or the
-            default). Quality models read fine texture (blur, noise) in their early full-resolution
-            layers, where an 8-bit activation step erases it: see ``measure``/the report for the cost.
+            default; 0 = none). Quality models read fine texture (blur, noise) in their early
+            full-resolution layers, where an 8-bit activation step erases it. Default 3 (Lite0: stem +
+            first depthwise block), measured on the demo's pruned Lite0 (synthetic pseudo-MOS, 256 test
+            images): rank agreement with the float parent 0.963 -> 0.979, SRCC drop 0.061 -> -0.005;
+            OpenVINO latency cost ~2% at 512 px.
         chunk: images per histogram collection round for entropy/percentile (memory bound).
         max_images: cap on calibration images (default: all for minmax, ``HIST_MAX_IMAGES`` otherwise).
         progress: show a progress bar.

@@ -115,7 +115,7 @@ def _srcc_validation_fn(compiled, data) -> tuple[float, list]:
 def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, calib: Sequence[np.ndarray],
                       val: tuple[Sequence[np.ndarray], Sequence[float]] | None = None,
                       max_srcc_drop: float | None = None, ignored_scope: Sequence[str] | None = None,
-                      head_linears: int = 1, float_first_convs: int = 0, preset: str = "performance",
+                      head_linears: int = 1, float_first_convs: int = 3, preset: str = "performance",
                       max_iterations: int = 5) -> dict:
     """Quantize an fp32 OpenVINO IR to INT8 with NNCF; returns a JSON-ready summary for ``export.json``.
 
@@ -130,7 +130,8 @@ def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, ca
             (:func:`score_head_ops` with ``head_linears``).
         head_linears: how many of the score head's last linear layers stay float when
             ``ignored_scope`` is ``None`` (1: the final score projection; 0: quantize everything).
-        float_first_convs: also keep the first N convolutions float (see ``onnx_int8.quantize_onnx``).
+        float_first_convs: also keep the first N convolutions float (default 3; why and what it costs:
+            ``onnx_int8.quantize_onnx``).
         preset: ``performance`` (symmetric, fastest on CPU) or ``mixed`` (asymmetric activations).
         max_iterations: accuracy control's limit on layer-reverting rounds.
     """
