@@ -29,7 +29,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
                  image_input: bool = False, min_deployment_target: str | None = None, opset: int | None = None,
                  max_srcc_drop: float | None = None, compression: str | None = None, parity_data: str | os.PathLike | None = None,
                  parity_images: int = 8, calib_images: int = 128, int8_options: dict | None = None,
-                 log: Callable[[str], None] | None = print) -> Path:
+                 accuracy_control: bool | None = None, log: Callable[[str], None] | None = print) -> Path:
     """Export one student; returns the export folder (artifact + export.json + MODEL_CARD.md).
 
     Args:
@@ -47,6 +47,9 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
         compression: coreml weight-only compression on top of fp32/fp16: int8 | palettize8 | palettize6 |
             palettize4 (judged by the accuracy gate like int8).
         max_srcc_drop: int8 accuracy budget (default 0.01); measured on the parity manifest's test split.
+        accuracy_control: openvino int8: NNCF's accuracy-controlled quantization with SRCC on val as its
+            metric (slow: it re-quantizes until the budget holds). Default: on when ``max_srcc_drop`` is
+            given, as ``--max-srcc-drop`` means on the CLI; False = plain PTQ, still judged by the gate.
         parity_data: manifest of real images for parity, the gate threshold (val) and the int8 gate
             (test); default the student's training manifest when its config names one, else package photos.
         parity_images: images per parity check.
@@ -115,7 +118,9 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
 
         calib_arrays = load_calibration(calib, pre, n=calib_images)
         val = _labelled(manifest, pre, "val")
-        if target == "openvino" and max_srcc_drop is not None and val is not None:
+        if accuracy_control is None:
+            accuracy_control = max_srcc_drop is not None
+        if target == "openvino" and accuracy_control and val is not None:
             settings.extra["int8"].setdefault("max_srcc_drop", max_srcc_drop)
             settings.extra["int8"].setdefault("val", val)
 
