@@ -39,6 +39,9 @@ BENCHMARKS: dict[str, str] = {
     "synth": "dpiqa_edge.bench:bench_synth",
     "models": "dpiqa_edge.bench_models:bench_models",
     "coreml_emulator": "dpiqa_edge.runtime.backends.coreml_mil_bench:bench_coreml_emulator",
+    "runtime": "dpiqa_edge.runtime.measure:bench_runtime",
+    "openvino_int8": "dpiqa_edge.quantize.measure:bench_openvino_int8",
+    "prune_int8": "dpiqa_edge.quantize.measure:bench_prune_int8",
 }
 
 LIBRARIES = ("numpy", "pillow", "scipy", "torch", "onnxruntime", "openvino", "coremltools", "timm", "diffusers")
