@@ -44,6 +44,7 @@ class TeacherRunConfig:
     rank_weight: float = 0.0  #: weight of the pairwise margin ranking loss; 0 = off, as in the paper
     rank_margin: float = 0.25  #: ranking margin = rank_margin * std of the batch targets
     eval_batch_size: int = 16  #: batch for validation and VAE-moment caching
+    init_bias_at_mean: bool = True  #: start the head's output bias at the train MOS mean (a resumed run loads its weights over it)
     tiny_prompt_dim: int = 32  #: projection width of the tiny random CLIP (``--tiny`` without prompts)
     train: LoopConfig = field(default_factory=_spec_loop)
 
@@ -225,6 +226,11 @@ def train_teacher(manifest, out_dir, cfg: TeacherRunConfig | None = None, *, sd_
                                  tiny=tiny, seed=loop.seed)
     moments = cache_moments(model, list(train_rows) + list(val_rows), out_dir, cfg.eval_batch_size, cpu=loop.cpu)
     train_m, val_m = moments[:len(train_rows)], moments[len(train_rows):]
+    if cfg.init_bias_at_mean:
+        # The head's last bias at the train MOS mean (normalised): the run starts at the loss a constant
+        # predictor reaches, and its first steps go into ranking images rather than into learning the mean.
+        with torch.no_grad():
+            model.decoder.head[-1].bias.fill_(sum(r.mos for r in train_rows) / len(train_rows) / 100.0)
     from .model import teacher_preprocess
 
     items = _Items(train_rows, train_m, teacher_preprocess(model.config), model.scaling_factor,
