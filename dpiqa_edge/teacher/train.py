@@ -49,21 +49,6 @@ class TeacherRunConfig:
     train: LoopConfig = field(default_factory=_spec_loop)
 
 
-def rank_loss(pred, target, margin_scale: float = 0.25):
-    """Hinge on sign(t_i - t_j) * (p_i - p_j) over all pairs, margin = margin_scale * std(targets)."""
-    import torch
-
-    if pred.numel() < 2:
-        return pred.sum() * 0.0
-    margin = margin_scale * target.std()
-    sign = torch.sign(target[:, None] - target[None, :])
-    diff = pred[:, None] - pred[None, :]
-    mask = torch.triu(sign != 0, diagonal=1)
-    if not mask.any():
-        return pred.sum() * 0.0
-    return torch.relu(margin - sign * diff)[mask].mean()
-
-
 class _Items:
     """Training items: a latent drawn from the cached moments (torch's global RNG, seeded per item by the
     loop), the [0,1] image for the adapter, and the target MOS/100."""
@@ -206,6 +191,7 @@ def train_teacher(manifest, out_dir, cfg: TeacherRunConfig | None = None, *, sd_
     from ..config import to_dict
     from ..data.manifest import read_manifest
     from ..io import atomic_path, write_json
+    from ..distill.losses import rank_loss  # the one pairwise ranking loss (SPEC), shared with distillation
     from ..training import fit
     from .model import save_teacher
 
