@@ -66,6 +66,9 @@ def score_teacher(teacher_dir, manifest, out_dir, *, batch_size: int = 8, shard_
         weights = Path(teacher_dir) / "model.safetensors"
         finalize_targets(out_dir, [len(s) for s in shards], map_size,
                          teacher={"dir": os.fspath(teacher_dir), "sha256": sha256_file(weights),
-                                  "manifest": os.fspath(manifest), "map_size": map_size})
+                                  "manifest": os.fspath(manifest), "map_size": map_size,
+                                  # what scored (the report names it: "the GPU teacher" ran on a CPU here)
+                                  "device": str(state.device),
+                                  "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None})
     state.wait_for_everyone()
     return out_dir
