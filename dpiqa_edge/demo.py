@@ -82,10 +82,11 @@ class _Stages:
             return None
         self.console.rule(f"[bold]{name}")
         t0 = time.perf_counter()
-        out = fn()
-        self.times[name] = round(time.perf_counter() - t0, 1)
-        self.console.print(f"[green]== {name}: {self.times[name]:.1f} s")
-        return out
+        try:
+            return fn()
+        finally:  # a rejected export's time counts too
+            self.times[name] = round(time.perf_counter() - t0, 1)
+            self.console.print(f"== {name}: {self.times[name]:.1f} s")
 
 
 def run_demo(out_dir: Path, cfg: DemoConfig, *, smoke: bool = False, console=None) -> dict[str, Any]:
