@@ -133,5 +133,15 @@ def write_manifest(path: str | os.PathLike, rows: Sequence[Row]) -> Path:
     return path
 
 
+def is_synthetic(manifest_path: str | os.PathLike) -> bool:
+    """The embedded synthetic set writes ``synth.json`` beside its manifest: its labels are synthetic
+    pseudo-MOS, and every number computed on it says so."""
+    return (Path(manifest_path).parent / "synth.json").is_file()
+
+
+def mos_label(manifest_path: str | os.PathLike) -> str:
+    return "synthetic pseudo-MOS" if is_synthetic(manifest_path) else "MOS"
+
+
 def row_fields() -> list[str]:
     return [f.name for f in fields(Row)]

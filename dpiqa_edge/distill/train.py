@@ -30,11 +30,6 @@ def _say(msg: str, quiet: bool = False) -> None:
         Console(stderr=True, highlight=False).print(msg, markup=False)
 
 
-def _is_synthetic(manifest_path: Path) -> bool:
-    """The synthetic set writes ``synth.json`` beside its manifest (labels are synthetic pseudo-MOS)."""
-    return (manifest_path.parent / "synth.json").is_file()
-
-
 def split_metrics(model, items, batch_size: int = 32) -> dict:
     """SRCC/PLCC of the model's scores vs each item's MOS (teacher score where MOS is empty)."""
     from ..metrics import plcc, srcc
@@ -68,7 +63,7 @@ def distill(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg: Distil
     """
     import torch
 
-    from ..data.manifest import read_manifest
+    from ..data.manifest import is_synthetic, read_manifest
     from ..student import build_student, save_student
     from ..training import fit
     from .data import DistillItems, PrefixCache
@@ -133,7 +128,7 @@ def distill(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg: Distil
                  f"in {time.perf_counter() - t1:.0f} s", quiet)
 
     # 3. Train on the shared loop: best/ by val SRCC, last/ for resume.
-    provenance = {"manifest": str(manifest.resolve()), "synthetic": _is_synthetic(manifest),
+    provenance = {"manifest": str(manifest.resolve()), "synthetic": is_synthetic(manifest),
                   "targets": str(Path(targets_dir).resolve()) if targets_dir else None,
                   "teacher": targets.index.get("teacher", {}) if targets is not None else None,
                   "distill": dataclasses.asdict(cfg)}

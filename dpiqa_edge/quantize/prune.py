@@ -200,7 +200,7 @@ def prune_student(student_dir, ratio: float, manifest, targets_dir, out_dir, imp
     """
     import dataclasses
 
-    from ..data.manifest import read_manifest
+    from ..data.manifest import mos_label, read_manifest
     from ..io import read_json, write_json
     from ..student import load_student, save_student
     from ..student.widths import record_widths
@@ -246,7 +246,7 @@ def prune_student(student_dir, ratio: float, manifest, targets_dir, out_dir, imp
     summary = {
         "source": str(student_dir.resolve()), "ratio": ratio, "importance": importance, "round_to": round_to,
         "protected": list(PROTECTED), "finetune_epochs": finetune_epochs,
-        "label": "synthetic pseudo-MOS" if (Path(manifest).parent / "synth.json").is_file() else "MOS",
+        "label": mos_label(manifest),
         "before": before, "pruned_no_finetune": pruned, "after": after,
         "params_ratio": after["params"] / before["params"], "gmacs_ratio": after["gmacs"] / before["gmacs"],
         "layers_changed": changed, "seconds": round(time.perf_counter() - t0, 1),

@@ -68,11 +68,6 @@ def teacher_device(scores_file: str | os.PathLike) -> str:
     return "unknown"
 
 
-def is_synthetic(manifest_path: str | os.PathLike) -> bool:
-    """The embedded synthetic set writes ``synth.json`` beside its manifest."""
-    return (Path(manifest_path).parent / "synth.json").is_file()
-
-
 def assemble_report(*, manifest: str, split: str, paths: Sequence[str], mos: Sequence[float],
                     variants: Sequence[ScoredVariant], teacher: Sequence[float] | None,
                     teacher_file: str | None = None, teacher_device_name: str = "unknown",
@@ -201,6 +196,8 @@ def make_report(manifest: str | os.PathLike, teacher_scores: str | os.PathLike |
     if peers:
         refs, notes = _peer_scores(paths)
     # 4. numbers -> files
+    from ..data.manifest import is_synthetic
+
     synth = is_synthetic(manifest) if synthetic is None else synthetic
     report = assemble_report(
         manifest=str(manifest), split=split, paths=[r.path for r in rows], mos=mos, variants=scored,
