@@ -51,7 +51,3 @@ class GateError(DpiqaError):
     """An accuracy gate (``--max-srcc-drop``) was exceeded: exit 1."""
 
     exit_code = 1
-
-
-class StageNotBuiltError(DpiqaError):
-    """A CLI command whose stage is not available in this build: exit 2, no fake output."""
