@@ -110,29 +110,18 @@ def prune_model(model, ratio: float, size: int, importance: str = "magnitude", r
     return {n: [before[n], after[n]] for n in before if n in after and before[n] != after[n]}
 
 
-def predict_scores(model, paths: Sequence[str], preprocess, batch_size: int = 16) -> np.ndarray:
-    """Scores (0-100) of images through the shared preprocessing and the torch model in eval mode."""
-    import torch
-
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(paths), batch_size):
-            x = torch.from_numpy(preprocess.batch(paths[i:i + batch_size]))
-            out.append(model(x)[0].float().numpy())
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
-
-
 def split_srcc(model, manifest, preprocess, splits=("val", "test")) -> dict:
     """SRCC vs MOS per held-out split (labelled rows only; a split with < 3 images is skipped)."""
+    from ..distill.data import DistillItems, predict
     from ..metrics import srcc
 
+    model.eval()  # and left so: pruning traces the model in eval mode (no BN statistics updated)
     result = {}
     for split in splits:
         rows = manifest.split(split).labelled()
         if len(rows) < 3:
             continue
-        pred = predict_scores(model, [r.abspath for r in rows], preprocess)
+        pred = predict(model, DistillItems(rows, preprocess, cache=False), batch_size=16)
         result[split] = {"srcc": float(srcc(pred, [r.mos for r in rows])), "n": len(rows)}
     return result
 
