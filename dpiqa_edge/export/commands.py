@@ -28,7 +28,7 @@ def _epilog() -> str:
 @click.option("--model", "model_dir", type=click.Path(file_okay=False),
               help="Student folder (config.json + model.safetensors). Default: the newest under ./runs/.")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(list(PRECISIONS)),
-              help="fp32 | fp16 | int8 (int8 needs --calib; W8A8 for onnx/openvino, weight-only for coreml).")
+              help="fp32 | fp16 | int8 (W8A8, needs --calib; coreml int8 calibrates on macOS only: elsewhere use --compression int8 for weight-only).")
 @click.option("--calib", type=click.Path(exists=True), help="int8 calibration images: a manifest (train, then val) or a folder of frames.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Export folder. Default: ./exports/<model>-<target>-<precision>/.")
