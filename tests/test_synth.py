@@ -124,3 +124,11 @@ def test_default_plan_is_big_enough_and_split_by_scene():
     assert len({r[0] for r in refs if r[0] == "motorcycle"}) == 1 and sum(r[0] == "motorcycle" for r in refs) == 4
     for split in ("train", "val", "test"):  # every split holds at least one colour scene
         assert any(split_of[s] == split for s in synth.COLOUR_SCENES)
+
+
+def test_worker_count_does_not_change_the_set(tmp_path, smoke):
+    rows, out = smoke  # built with the default worker count (2 on this machine, 1 on a 1-core one)
+    one = read_manifest(synth.synthesize(tmp_path, synth.SynthConfig.smoke(workers=1), progress=False))
+    assert [(r.path, r.mos, r.split) for r in one] == [(r.path, r.mos, r.split) for r in rows]
+    for a, b in zip(one, rows):
+        assert (tmp_path / a.path).read_bytes() == (out / b.path).read_bytes()

@@ -34,7 +34,7 @@ def synth(out_dir: str, smoke: bool, seed: int, size: int | None, force: bool, q
     labelled with a synthetic pseudo-MOS (0-100) from full-reference measures (formula in synth.json).
 
     \b
-    Default: 11 scenes (8 colour + 3 grey), 1,356 images at 224 px, ~1.5 min on 2 idle cores;
+    Default: 11 scenes (8 colour + 3 grey), 1,356 images at 224 px, ~30 s on 2 idle cores;
              split 50/25/25 by scene (colour and grey scenes stratified), no scene in two splits.
     Writes:  manifest.csv (path,mos,split,ref,scene,distortion,level), measures.csv (the FR
              measures behind each label), synth.json (config, label formula, counts, summary).

@@ -24,9 +24,11 @@ Labels come from measuring the images, so at a fixed (distortion, level) they di
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 import shutil
 import time
 import zlib
@@ -201,6 +203,7 @@ class SynthConfig:
     levels: int = 5  #: how many of the 5 levels, evenly spread (2 -> levels 1 and 5)
     crops_per_photo: int = 2  #: references per colour photo (one scene)
     grey_crops: int = 1  #: references per grey photo
+    workers: int = 0  #: processes that distort and measure (0 = up to 2, one per core); the set is identical for any count
     include_grey: bool = True  #: add camera/coins/moon as extra scenes
     distortions: tuple[str, ...] = tuple(DISTORTIONS)
     max_scenes: int = 0  #: 0 = all; otherwise the first N colour scenes (then grey)
@@ -225,7 +228,8 @@ class SynthConfig:
             raise ConfigError(f"synth: unknown scene(s) in {self.scenes}; valid: {', '.join(known)}")
         if self.size < 48:
             raise ConfigError(f"synth: size must be >= 48 (3 SSIM scales of an 11-px window), got {self.size}")
-        if not 1 <= self.levels <= 5 or self.crops_per_photo < 1 or self.grey_crops < 1 or self.max_scenes < 0:
+        if (not 1 <= self.levels <= 5 or self.crops_per_photo < 1 or self.grey_crops < 1 or self.max_scenes < 0
+                or self.workers < 0):
             raise ConfigError(f"synth: need 1 <= levels <= 5, crops >= 1, max_scenes >= 0 ({self})")
 
     def level_ids(self) -> list[int]:
@@ -277,6 +281,39 @@ def _save_png(path: Path, rgb: np.ndarray) -> None:
         Image.fromarray(rgb).save(fh, "PNG", compress_level=3)
 
 
+def _make_reference(task) -> tuple[list, list]:
+    """Distort, measure and store one reference's jobs -> (manifest rows, measures), in job order."""
+    seed, out, scene, ref_name, ref_rgb, todo, split = task
+    rows, labels = [], []
+    for name, lvl in todo:
+        if name == "pristine":
+            img, meas = ref_rgb, {"ms_ssim": 1.0, "psnr": float("inf"), "ciede2000": 0.0, "mos": 100.0}
+        else:
+            dist = DISTORTIONS[name]
+            # The rng is keyed by (reference, distortion), not level: the same noise draw / blur direction
+            # at every level, so a level differs from the next only in strength.
+            img = dist.fn(ref_rgb, dist.params[lvl - 1], _rng(seed, ref_name, name))
+            meas = measure(ref_rgb, img)
+        rel = f"images/{scene}/{ref_name}/{name}_{lvl}.png"
+        _save_png(Path(out) / rel, img)
+        rows.append(Row(rel, round(meas["mos"], 4), split, ref_name, scene, name, lvl))
+        labels.append(meas)
+    return rows, labels
+
+
+@contextlib.contextmanager
+def _pool(workers: int):
+    """A process pool (spawned: safe after torch/OpenMP started threads in the parent), or None for 1."""
+    if workers <= 1:
+        yield None
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
 def plan(cfg: SynthConfig) -> tuple[list, list, dict[str, str], list]:
     """What a build will make, without making it: (scenes, references, scene -> split, jobs), where a job
     is (reference, distortion, level) and a reference is (scene, name, rgb, is_grey)."""
@@ -320,7 +357,7 @@ def synthesize(out_dir, cfg: SynthConfig | None = None, progress: bool = True, r
     cfg.validate()
     out = Path(out_dir)
     manifest_path, info_path = out / "manifest.csv", out / "synth.json"
-    cfg_dict = asdict(cfg)
+    cfg_dict = {k: v for k, v in asdict(cfg).items() if k != "workers"}  # what the set depends on
     if reuse and manifest_path.is_file() and info_path.is_file():
         try:
             prev = json.loads(info_path.read_text())
@@ -335,26 +372,23 @@ def synthesize(out_dir, cfg: SynthConfig | None = None, progress: bool = True, r
     # 1-2. References (crops of the photos), the scene split and the job list.
     scenes, refs, split_of, jobs = plan(cfg)
 
-    # 3. Distort, measure, store.
+    # 3. Distort, measure, store: one task per reference (its jobs in order), over ``workers`` processes.
+    #    Every random draw is keyed by (seed, reference, distortion), so the set is the same for any count.
+    by_ref: dict[str, list] = {}
+    for (scene, ref_name, ref_rgb, _), name, lvl in jobs:
+        by_ref.setdefault(ref_name, [scene, ref_rgb, []])[2].append((name, lvl))
+    tasks = [(cfg.seed, str(out), scene, ref_name, ref_rgb, todo, split_of[scene])
+             for ref_name, (scene, ref_rgb, todo) in by_ref.items()]
+    workers = cfg.workers or min(2, os.cpu_count() or 1, len(tasks))
     rows, labels = [], []
     from rich.progress import Progress
 
-    with Progress(disable=not progress, transient=False) as bar:
+    with Progress(disable=not progress, transient=False) as bar, _pool(workers) as pool:
         task = bar.add_task(f"synth {len(jobs)} images", total=len(jobs))
-        for (scene, ref_name, ref_rgb, _), name, lvl in jobs:
-            if name == "pristine":
-                img, meas = ref_rgb, {"ms_ssim": 1.0, "psnr": float("inf"), "ciede2000": 0.0, "mos": 100.0}
-            else:
-                dist = DISTORTIONS[name]
-                # The rng is keyed by (reference, distortion), not level: the same noise draw / blur direction
-                # at every level, so a level differs from the next only in strength.
-                img = dist.fn(ref_rgb, dist.params[lvl - 1], _rng(cfg.seed, ref_name, name))
-                meas = measure(ref_rgb, img)
-            rel = f"images/{scene}/{ref_name}/{name}_{lvl}.png"
-            _save_png(out / rel, img)
-            rows.append(Row(rel, round(meas["mos"], 4), split_of[scene], ref_name, scene, name, lvl))
-            labels.append(meas)
-            bar.advance(task)
+        for ref_rows, ref_labels in (pool.map(_make_reference, tasks) if pool else map(_make_reference, tasks)):
+            rows += ref_rows
+            labels += ref_labels
+            bar.advance(task, len(ref_rows))
 
     # 4. Manifest, the raw measures behind each label, synth.json (config, formula, counts, summary, time).
     write_manifest(manifest_path, rows)
