@@ -241,3 +241,58 @@ def test_evaluate_student_against_a_peer(tiny_set, tmp_path):
     assert lo <= res["models"]["student"]["srcc"] <= hi or np.isnan(lo)
     assert res["models"]["brisque"]["per_distortion"]["blur"]["n"] == 6  # every tiny-set row is "blur"
     assert isinstance(res["beats"]["brisque"]["everywhere"], bool)
+
+
+def test_grouped_folds_predict_every_image_once_by_a_student_that_never_saw_its_scene(tiny_set, tmp_path):
+    from dpiqa_edge.distill.folds import distill_folds, fold_splits
+
+    rows = read_manifest(tiny_set).labelled()
+    plans = fold_splits(rows, 4)
+    for i, plan in enumerate(plans):
+        per_scene = {}
+        for r in rows:
+            per_scene.setdefault(r.scene, set()).add(plan[r.path])
+        assert all(len(s) == 1 for s in per_scene.values())  # a scene never straddles two splits
+        assert {r.scene for r in rows if plan[r.path] == "val"} == \
+            {r.scene for r in rows if plans[(i + 1) % 4][r.path] == "test"}  # val = the next fold's test
+    assert sorted(r.path for p in plans for r in rows if p[r.path] == "test") == sorted(r.path for r in rows)
+
+    res = distill_folds(tiny_set, tmp_path / "f", tiny_cfg(train={"epochs": 1}), k=4,
+                        targets_dir=tiny_set.parent / "targets", peers=("brisque",), n_boot=20, quiet=True)
+    assert [f["n"] for f in res["folds"]] == [6, 6, 6, 6]
+    assert sorted(res["predictions"]) == sorted(r.path for r in rows)
+    assert all(np.isfinite(v) for v in res["predictions"].values())
+    assert set(res["pooled"]) == set(res["fold_mean"]) == {"student", "brisque"} and res["label"] == "MOS"
+    for name in ("student", "brisque"):  # the fold mean is the mean of the per-fold figures
+        assert res["fold_mean"][name]["srcc"] == pytest.approx(
+            np.mean([f["models"][name]["srcc"] for f in res["folds"]]), nan_ok=True)
+    assert res["folds"][0]["models"]["student"]["srcc"] == pytest.approx(res["folds"][0]["srcc"], nan_ok=True)
+    counts = json.loads((tmp_path / "f" / "fold-0" / "distill.json").read_text())["counts"]
+    assert (counts["train"], counts["val"], counts["test"]) == (12, 6, 6)
+    # The pooled prediction of a fold's test image is what that fold's saved student says.
+    fold = res["folds"][1]
+    model, cfg = load_student(fold["student"])
+    row = next(r for r in rows if r.scene == fold["test_scenes"][0])
+    from dpiqa_edge.runtime.preprocess import Preprocess
+
+    x = torch.from_numpy(Preprocess(size=(48, 48))(row.abspath))[None]
+    with torch.no_grad():
+        assert float(model.eval()(x)[0]) == pytest.approx(res["predictions"][row.path], abs=1e-3)
+    assert json.loads((tmp_path / "f" / "folds.json").read_text())["k"] == 4
+
+
+@pytest.mark.parametrize("name", ["distill.toml", "distill-demo.toml"])
+def test_shipped_recipes_load(name):
+    from dpiqa_edge.config import from_dict, load_config, to_dict
+    from dpiqa_edge.demo import load_demo_config
+
+    cfg = load_config(DistillConfig, HERE.parent / "configs" / name)
+    if name == "distill-demo.toml":  # the demo's [distill] table is this recipe: one recipe, two places
+        demo = from_dict(DistillConfig, dict(load_demo_config(HERE.parent / "configs" / "demo.toml").distill))
+        mine, theirs = to_dict(cfg), to_dict(demo)
+        for key in ("w_mos", "w_feat", "w_kd", "w_rank", "crop", "freeze_stages", "cache_features", "student"):
+            assert mine[key] == theirs[key], key
+        for key in ("epochs", "batch_size", "lr", "milestones", "gamma"):
+            assert mine["train"][key] == theirs["train"][key], key
+    else:
+        assert cfg.student.name == "paper" and cfg.w_mos == cfg.w_feat == 1.0  # SPEC's recipe

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -11,6 +13,8 @@ Examples:
       --config configs/distill-demo.toml
   dpiqa-edge distill --data koniq.csv --targets t/ --student paper --out runs/paper     (SPEC recipe)
   dpiqa-edge distill --data koniq.csv --student timm:mobilenetv3_large_100 --out runs/mnv3   (MOS only)
+  dpiqa-edge distill --data runs/demo/data/manifest.csv --targets runs/demo/targets --out runs/folds \\
+      --config configs/distill-demo.toml --folds 4     (k grouped folds by scene: out-of-fold SRCC)
 \b
 Loss: w_mos*MSE(score, MOS or teacher score) + w_feat*MSE(F_student, F_quality) [+ w_kd, w_rank];
 the teacher is never loaded, only its targets folder. Re-running with the same --out resumes from
@@ -37,9 +41,13 @@ its last checkpoint; the best epoch by val SRCC is the result.""")
 @click.option("--mixed-precision", type=click.Choice(["no", "fp16", "bf16"]),
               help="accelerate's mixed precision (fp16 needs a GPU; SPEC's recipe uses it).")
 @click.option("--cpu", is_flag=True, help="Train on the CPU even when a GPU is present.")
+@click.option("--folds", type=int, default=None, metavar="K",
+              help="Instead of one student: K students on grouped folds by scene (every split's labelled rows), "
+                   "each scene tested once; writes OUT/fold-<i>/ and OUT/folds.json with the pooled out-of-fold "
+                   "SRCC next to BRISQUE and NIQE. For small sets, where one test split is a few scenes.")
 @click.option("--quiet", is_flag=True, help="No progress bar or messages.")
 def distill(manifest, targets_dir, student, out_dir, config_file, epochs, batch_size, lr, input_size, map_size,
-            score_target, w_feat, w_kd, freeze_stages, seed, mixed_precision, cpu, quiet) -> None:
+            score_target, w_feat, w_kd, freeze_stages, seed, mixed_precision, cpu, folds, quiet) -> None:
     """Distill the teacher into a student (paper | lite0 | timm:NAME)."""
     from ..config import from_dict, load_config, to_dict
     from .config import DistillConfig
@@ -57,6 +65,35 @@ def distill(manifest, targets_dir, student, out_dir, config_file, epochs, batch_
             d["train"][key] = value
     if cpu:
         d["train"]["cpu"] = True
-    out = run(manifest, out_dir, from_dict(DistillConfig, d, where=config_file or "distill"), targets_dir,
-              quiet=quiet)
+    cfg = from_dict(DistillConfig, d, where=config_file or "distill")
+    if folds is not None:
+        from .folds import distill_folds
+
+        result = distill_folds(manifest, out_dir, cfg, k=folds, targets_dir=targets_dir,
+                               seed=cfg.train.seed, quiet=quiet)
+        _print_folds(result, out_dir)
+        return
+    out = run(manifest, out_dir, cfg, targets_dir, quiet=quiet)
     click.echo(str(out))
+
+
+def _print_folds(result: dict, out_dir: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    mean, pooled = result["fold_mean"], result["pooled"]
+    table = Table(title=f"{result['k']} grouped folds by scene, {result['n']} images ({result['label']})")
+    for col in ("model", "SRCC (mean of folds)", "SRCC (pooled)", "pooled 95% CI"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name in mean:
+        lo, hi = pooled[name]["srcc_ci95"]
+        table.add_row(name, f"{mean[name]['srcc']:.3f}", f"{pooled[name]['srcc']:.3f}", f"[{lo:.3f}, {hi:.3f}]")
+    console = Console()
+    console.print(table)
+    console.print("student per fold: " + ", ".join(f"{f['srcc']:.3f} ({'+'.join(f['test_scenes'])})"
+                                                   for f in result["folds"]))
+    per = {name: m["per_distortion"] for name, m in mean.items()}
+    kinds = [k for k, v in per["student"].items() if v == v]  # NaN: no fold held that distortion
+    beats = [k for k in kinds if all(per["student"][k] > per[p].get(k, float("-inf")) for p in per if p != "student")]
+    console.print(f"student above every peer (mean of folds) on {len(beats)}/{len(kinds)} distortion types"
+                  + (f": {', '.join(beats)}" if beats else "") + f"; details: {Path(out_dir) / 'folds.json'}")

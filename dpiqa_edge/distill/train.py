@@ -49,7 +49,8 @@ def split_metrics(model, items, batch_size: int = 32) -> dict:
 
 
 def distill(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg: DistillConfig | None = None,
-            targets_dir: str | os.PathLike | None = None, model=None, quiet: bool = False) -> Path:
+            targets_dir: str | os.PathLike | None = None, model=None, quiet: bool = False,
+            splits: dict[str, str] | None = None) -> Path:
     """Distill into a student; returns ``out_dir`` (a student folder). Resumes from ``out_dir/last``.
 
     Args:
@@ -60,10 +61,12 @@ def distill(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg: Distil
         targets_dir: the teacher's cached targets (``teacher score`` output); None = MOS only.
         model: fine-tune this module instead of building ``cfg.student`` (pruning's recovery); then
             ``cfg.student`` must describe it, ``widths`` included, so the saved folder reloads.
+        splits: the manifest's ``path`` -> split to use instead of its own column (grouped folds,
+            :mod:`.folds`); rows it does not name are left out.
     """
     import torch
 
-    from ..data.manifest import is_synthetic, read_manifest
+    from ..data.manifest import Manifest, is_synthetic, read_manifest
     from ..student import build_student, save_student
     from ..training import fit
     from .data import DistillItems, PrefixCache
@@ -75,6 +78,8 @@ def distill(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg: Distil
 
     # 1. Data and targets. Rows with no usable score target are dropped (counted, reported).
     rows = read_manifest(manifest)
+    if splits is not None:
+        rows = Manifest([dataclasses.replace(r, split=splits[r.path]) for r in rows if r.path in splits], rows.path)
     targets = None
     if targets_dir is not None:
         from ..teacher.targets import Targets
@@ -129,6 +134,7 @@ def distill(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg: Distil
 
     # 3. Train on the shared loop: best/ by val SRCC, last/ for resume.
     provenance = {"manifest": str(manifest.resolve()), "synthetic": is_synthetic(manifest),
+                  "splits": "overridden (grouped folds)" if splits is not None else "manifest",
                   "targets": str(Path(targets_dir).resolve()) if targets_dir else None,
                   "teacher": targets.index.get("teacher", {}) if targets is not None else None,
                   "distill": dataclasses.asdict(cfg)}
