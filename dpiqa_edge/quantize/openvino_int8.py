@@ -130,8 +130,8 @@ def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, ca
             (:func:`score_head_ops` with ``head_linears``).
         head_linears: how many of the score head's last linear layers stay float when
             ``ignored_scope`` is ``None`` (1: the final score projection; 0: quantize everything).
-        float_first_convs: also keep the first N convolutions float (default 3; why and what it costs:
-            ``onnx_int8.quantize_onnx``).
+        float_first_convs: also keep the first N convolutions float (default 3, where the demo students
+            pass the gate; why and what it costs: ``onnx_int8.quantize_onnx``, whose ORT path needs 6).
         preset: ``performance`` (symmetric, fastest on CPU) or ``mixed`` (asymmetric activations).
         max_iterations: accuracy control's limit on layer-reverting rounds.
     """
