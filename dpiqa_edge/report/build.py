@@ -30,7 +30,7 @@ TEACHER_LABEL = "the GPU teacher"
 
 def teacher_label(device: str) -> str:
     """The report's name for the teacher: "the GPU teacher" (the brief's term) only when a GPU scored."""
-    return TEACHER_LABEL if device.startswith("cuda") else f"the teacher (scored on {device}, not a GPU)"
+    return TEACHER_LABEL if device.startswith("cuda") else f"scored on {device}, not a GPU"
 
 
 def read_teacher_scores(path: str | os.PathLike) -> dict[str, float]:
