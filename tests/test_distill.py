@@ -257,6 +257,11 @@ def test_grouped_folds_predict_every_image_once_by_a_student_that_never_saw_its_
             {r.scene for r in rows if plans[(i + 1) % 4][r.path] == "test"}  # val = the next fold's test
     assert sorted(r.path for p in plans for r in rows if p[r.path] == "test") == sorted(r.path for r in rows)
 
+    from dpiqa_edge.errors import InputError
+
+    with pytest.raises(InputError, match="unknown peer"):  # refused before any of the K trainings
+        distill_folds(tiny_set, tmp_path / "bad", tiny_cfg(), k=4, peers=("vif",), quiet=True)
+    assert not (tmp_path / "bad").exists()
     res = distill_folds(tiny_set, tmp_path / "f", tiny_cfg(train={"epochs": 1}), k=4,
                         targets_dir=tiny_set.parent / "targets", peers=("brisque",), n_boot=20, quiet=True)
     assert [f["n"] for f in res["folds"]] == [6, 6, 6, 6]

@@ -35,6 +35,25 @@ def _summary(pred: np.ndarray, mos: np.ndarray, kinds: list[str], n_boot: int, s
     return out
 
 
+PEERS = ("brisque", "niqe")
+
+
+def check_peers(peers) -> None:
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        raise InputError(f"evaluate: unknown peer(s) {', '.join(map(repr, unknown))}; valid: {', '.join(PEERS)}")
+
+
+def peer_scores(peers: tuple[str, ...], paths: list[str], progress: bool = False) -> dict[str, np.ndarray]:
+    """Each classical peer's scores of ``paths``, negated (their own scale is lower = better) so that,
+    like every model here, higher = better."""
+    from .. import peers as peer_mod
+
+    check_peers(peers)
+    fns = {"brisque": peer_mod.brisque_scores, "niqe": peer_mod.niqe_scores}
+    return {p: -fns[p](paths, progress=progress) for p in peers}
+
+
 def evaluate_student(student_dir: str | os.PathLike, manifest: str | os.PathLike, split: str = "test",
                      peers: tuple[str, ...] = ("brisque", "niqe"), n_boot: int = 1000, seed: int = 0,
                      batch_size: int = 32, progress: bool = False) -> dict:
@@ -51,13 +70,7 @@ def evaluate_student(student_dir: str | os.PathLike, manifest: str | os.PathLike
     model, cfg = load_student(student_dir)
     items = DistillItems(rows, cfg.preprocessing(), None, cfg.map_size, cache=False)
     scores = {"student": predict(model, items, batch_size).astype(float)}
-    for peer in peers:
-        from .. import peers as peer_mod
-
-        fn = {"brisque": peer_mod.brisque_scores, "niqe": peer_mod.niqe_scores}.get(peer)
-        if fn is None:
-            raise InputError(f"evaluate: unknown peer {peer!r}; valid: brisque, niqe")
-        scores[peer] = -fn([r.abspath for r in rows], progress=progress)  # lower = better -> negate
+    scores.update(peer_scores(peers, [r.abspath for r in rows], progress))
     models = {name: _summary(s, mos, kinds, n_boot, seed) for name, s in scores.items()}
     student = models["student"]
     beats = {}

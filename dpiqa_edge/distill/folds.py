@@ -54,10 +54,11 @@ def distill_folds(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg=N
     from ..student import load_student
     from .config import DistillConfig
     from .data import DistillItems, predict
-    from .evaluate import _summary
+    from .evaluate import _summary, check_peers, peer_scores
     from .train import _say, distill
 
     cfg = cfg or DistillConfig()
+    check_peers(peers)  # before K trainings, not after
     out_dir, manifest = Path(out_dir), Path(manifest)
     rows = read_manifest(manifest).labelled()
     if len(rows) < 3:
@@ -83,14 +84,7 @@ def distill_folds(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg=N
     #    and pooled over all out-of-fold predictions (harsher on the students: their offsets differ).
     mos = np.array([r.mos for r in rows], dtype=float)
     kinds = np.array([r.distortion for r in rows], dtype=object)
-    scores = {"student": pred}
-    for peer in peers:
-        from .. import peers as peer_mod
-
-        fn = {"brisque": peer_mod.brisque_scores, "niqe": peer_mod.niqe_scores}.get(peer)
-        if fn is None:
-            raise InputError(f"folds: unknown peer {peer!r}; valid: brisque, niqe")
-        scores[peer] = -fn([r.abspath for r in rows], progress=not quiet)  # lower = better -> negate
+    scores = {"student": pred, **peer_scores(peers, [r.abspath for r in rows], progress=not quiet)}
     for f, plan in zip(per_fold, plans):
         idx = np.array([j for j, r in enumerate(rows) if plan[r.path] == "test"])
         f["models"] = {name: _summary(s[idx], mos[idx], list(kinds[idx]), n_boot, seed) for name, s in scores.items()}
