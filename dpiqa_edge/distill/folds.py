@@ -89,9 +89,9 @@ def distill_folds(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg=N
         idx = np.array([j for j, r in enumerate(rows) if plan[r.path] == "test"])
         f["models"] = {name: _summary(s[idx], mos[idx], list(kinds[idx]), n_boot, seed) for name, s in scores.items()}
     fold_mean = {name: {"srcc": _mean([f["models"][name]["srcc"] for f in per_fold]),
-                        "per_distortion": {k: _mean([f["models"][name]["per_distortion"].get(k, {}).get("srcc")
-                                                     for f in per_fold])
-                                           for k in sorted({k for k in kinds if k and k != "pristine"})}}
+                        "per_distortion": {kind: _mean([f["models"][name]["per_distortion"].get(kind, {}).get("srcc")
+                                                        for f in per_fold])
+                                           for kind in sorted({d for d in kinds if d and d != "pristine"})}}
                  for name in scores}
     pooled = {name: _summary(s, mos, list(kinds), n_boot, seed) for name, s in scores.items()}
     fold_srcc = np.array([f["srcc"] for f in per_fold])
