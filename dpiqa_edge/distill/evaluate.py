@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
@@ -54,22 +53,28 @@ def peer_scores(peers: tuple[str, ...], paths: list[str], progress: bool = False
     return {p: -fns[p](paths, progress=progress) for p in peers}
 
 
-def evaluate_student(student_dir: str | os.PathLike, manifest: str | os.PathLike, split: str = "test",
-                     peers: tuple[str, ...] = ("brisque", "niqe"), n_boot: int = 1000, seed: int = 0,
-                     batch_size: int = 32, progress: bool = False) -> dict:
-    """Student (and peers) vs MOS on one split of ``manifest`` (see the module docstring)."""
-    from ..data.manifest import read_manifest
+def student_scores(student_dir: str | os.PathLike, rows, batch_size: int = 32) -> np.ndarray:
+    """A saved student's scores (0-100) of manifest rows: its own preprocessing, eval mode, no augmentation."""
     from ..student import load_student
     from .data import DistillItems, predict
+
+    model, cfg = load_student(student_dir)
+    items = DistillItems(rows, cfg.preprocessing(), None, cfg.map_size, cache=False)
+    return predict(model, items, batch_size).astype(float)
+
+
+def evaluate_student(student_dir: str | os.PathLike, manifest: str | os.PathLike, split: str = "test",
+                     peers: tuple[str, ...] = PEERS, n_boot: int = 1000, seed: int = 0,
+                     batch_size: int = 32, progress: bool = False) -> dict:
+    """Student (and peers) vs MOS on one split of ``manifest`` (see the module docstring)."""
+    from ..data.manifest import mos_label, read_manifest
 
     rows = read_manifest(manifest).split(split).labelled()
     if len(rows) < 3:
         raise InputError(f"{manifest}: fewer than 3 labelled {split!r} rows to evaluate on")
     mos = np.array([r.mos for r in rows], dtype=float)
     kinds = [r.distortion for r in rows]
-    model, cfg = load_student(student_dir)
-    items = DistillItems(rows, cfg.preprocessing(), None, cfg.map_size, cache=False)
-    scores = {"student": predict(model, items, batch_size).astype(float)}
+    scores = {"student": student_scores(student_dir, rows, batch_size)}
     scores.update(peer_scores(peers, [r.abspath for r in rows], progress))
     models = {name: _summary(s, mos, kinds, n_boot, seed) for name, s in scores.items()}
     student = models["student"]
@@ -79,8 +84,7 @@ def evaluate_student(student_dir: str | os.PathLike, manifest: str | os.PathLike
                for k, v in student["per_distortion"].items()}
         beats[peer] = {"overall": student["srcc"] > models[peer]["srcc"], "per_distortion": per,
                        "everywhere": bool(student["srcc"] > models[peer]["srcc"] and all(per.values()))}
-    synthetic = (Path(manifest).parent / "synth.json").is_file()
     return {"split": split, "n": len(rows), "seed": seed, "bootstrap": n_boot,
-            "label": "synthetic pseudo-MOS" if synthetic else "MOS", "student_dir": str(student_dir),
+            "label": mos_label(manifest), "student_dir": str(student_dir),
             "models": models, "beats": beats, "scores": {k: v.tolist() for k, v in scores.items()},
             "paths": [r.path for r in rows]}

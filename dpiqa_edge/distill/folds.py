@@ -45,39 +45,33 @@ def fold_splits(rows, k: int, seed: int = 0) -> list[dict[str, str]]:
 
 def distill_folds(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg=None, k: int = 4,
                   targets_dir: str | os.PathLike | None = None, seed: int = 0,
-                  peers: tuple[str, ...] = ("brisque", "niqe"), n_boot: int = 1000, quiet: bool = False) -> dict:
+                  peers: tuple[str, ...] | None = None, n_boot: int = 1000, quiet: bool = False) -> dict:
     """Train ``k`` students on grouped folds of ``manifest``'s labelled rows (all splits); returns the
-    content of ``out_dir/folds.json`` (see the module docstring)."""
-    from ..data.manifest import is_synthetic, read_manifest
+    content of ``out_dir/folds.json`` (see the module docstring). ``peers``: default BRISQUE and NIQE."""
+    from ..data.manifest import mos_label, read_manifest
     from ..io import write_json
-    from ..metrics import srcc
-    from ..student import load_student
     from .config import DistillConfig
-    from .data import DistillItems, predict
-    from .evaluate import _summary, check_peers, peer_scores
+    from .evaluate import PEERS, _summary, check_peers, peer_scores, student_scores
     from .train import _say, distill
 
     cfg = cfg or DistillConfig()
+    peers = PEERS if peers is None else tuple(peers)
     check_peers(peers)  # before K trainings, not after
     out_dir, manifest = Path(out_dir), Path(manifest)
     rows = read_manifest(manifest).labelled()
     if len(rows) < 3:
         raise InputError(f"{manifest}: fewer than 3 labelled rows for grouped folds")
     plans = fold_splits(rows, k, seed)
+    tests = [np.array([j for j, r in enumerate(rows) if plan[r.path] == "test"]) for plan in plans]
 
     # 1. One student per fold; each predicts its own test scenes.
     pred, per_fold = np.full(len(rows), np.nan), []
-    for i, plan in enumerate(plans):
-        test = [j for j, r in enumerate(rows) if plan[r.path] == "test"]
-        _say(f"folds: fold {i + 1}/{k}: test scenes {sorted({rows[j].group for j in test})}", quiet)
+    for i, (plan, test) in enumerate(zip(plans, tests)):
+        scenes = sorted({rows[j].group for j in test})
+        _say(f"folds: fold {i + 1}/{k}: test scenes {scenes}", quiet)
         fold_dir = distill(manifest, out_dir / f"fold-{i}", cfg, targets_dir, quiet=quiet, splits=plan)
-        model, scfg = load_student(fold_dir)
-        items = DistillItems([rows[j] for j in test], scfg.preprocessing(), None, scfg.map_size, cache=False)
-        pred[test] = predict(model, items, cfg.eval_batch_size)
-        mos = np.array([rows[j].mos for j in test])
-        per_fold.append({"fold": i, "test_scenes": sorted({rows[j].group for j in test}), "n": len(test),
-                         "srcc": float(srcc(pred[test], mos)) if len(test) >= 3 else float("nan"),
-                         "student": str(fold_dir)})
+        pred[test] = student_scores(fold_dir, [rows[j] for j in test], cfg.eval_batch_size)
+        per_fold.append({"fold": i, "test_scenes": scenes, "n": len(test), "student": str(fold_dir)})
 
     # 2. The peers on the same images; every model judged per fold (on that fold's test images), then
     #    averaged over folds - the fair comparison, since each fold's student has its own calibration -
@@ -85,9 +79,9 @@ def distill_folds(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg=N
     mos = np.array([r.mos for r in rows], dtype=float)
     kinds = np.array([r.distortion for r in rows], dtype=object)
     scores = {"student": pred, **peer_scores(peers, [r.abspath for r in rows], progress=not quiet)}
-    for f, plan in zip(per_fold, plans):
-        idx = np.array([j for j, r in enumerate(rows) if plan[r.path] == "test"])
+    for f, idx in zip(per_fold, tests):
         f["models"] = {name: _summary(s[idx], mos[idx], list(kinds[idx]), n_boot, seed) for name, s in scores.items()}
+        f["srcc"] = f["models"]["student"]["srcc"]
     fold_mean = {name: {"srcc": _mean([f["models"][name]["srcc"] for f in per_fold]),
                         "per_distortion": {kind: _mean([f["models"][name]["per_distortion"].get(kind, {}).get("srcc")
                                                         for f in per_fold])
@@ -96,7 +90,7 @@ def distill_folds(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg=N
     pooled = {name: _summary(s, mos, list(kinds), n_boot, seed) for name, s in scores.items()}
     fold_srcc = np.array([f["srcc"] for f in per_fold])
     result = {
-        "label": "synthetic pseudo-MOS" if is_synthetic(manifest) else "MOS", "manifest": str(manifest.resolve()),
+        "label": mos_label(manifest), "manifest": str(manifest.resolve()),
         "k": k, "seed": seed, "n": len(rows), "bootstrap": n_boot,
         "protocol": "grouped folds by scene: fold i tests, fold i+1 picks the best epoch, the rest train; "
                     "fold_mean = each model's SRCC on each fold's test images, averaged over folds; "
