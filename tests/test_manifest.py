@@ -74,3 +74,13 @@ def test_cli_index_reports_a_bad_score_in_one_line(folder):
     res = CliRunner().invoke(main, ["data", "index", "--dataset", "csv", "--root", str(folder), "--csv", str(folder / "scores.csv"),
                                     "--out", str(folder / "o.csv")])
     assert res.exit_code == 1 and "scores.csv:2: score 500 outside the nominal range 0-100" in res.output
+
+
+def test_sample_rows_is_seeded_sorted_and_takes_all_when_few():
+    from dpiqa_edge.data.manifest import sample_rows
+
+    rows = [Row(f"s{i % 3}/img{i:02d}.png", 50.0, "val") for i in range(20)]
+    a, b = sample_rows(rows, 8), sample_rows(list(reversed(rows)), 8)
+    assert [r.path for r in a] == [r.path for r in b] == sorted(r.path for r in a)  # same sample, any input order
+    assert len(a) == 8 and len({r.path for r in a}) == 8
+    assert [r.path for r in sample_rows(rows, 50)] == sorted(r.path for r in rows)

@@ -143,5 +143,14 @@ def mos_label(manifest_path: str | os.PathLike) -> str:
     return "synthetic pseudo-MOS" if is_synthetic(manifest_path) else "MOS"
 
 
+def sample_rows(rows: Sequence[Row], n: int, seed: int = 0) -> list[Row]:
+    """At most ``n`` of ``rows``, sorted by path: all of them, or a seeded sample when there are more (the
+    first ``n`` paths of a set laid out by scene would all be one scene)."""
+    import random
+
+    rows = sorted(rows, key=lambda r: r.path)
+    return sorted(random.Random(seed).sample(rows, n), key=lambda r: r.path) if len(rows) > n else rows
+
+
 def row_fields() -> list[str]:
     return [f.name for f in fields(Row)]

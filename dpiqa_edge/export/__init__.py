@@ -208,13 +208,9 @@ def _labelled(manifest, pre, split: str, cap: int = 128):
     more), or None."""
     if manifest is None:
         return None
-    import random
+    from ..data.manifest import read_manifest, sample_rows
 
-    from ..data.manifest import read_manifest
-
-    rows = sorted(read_manifest(manifest).split(split).labelled(), key=lambda r: r.path)
-    if len(rows) > cap:
-        rows = sorted(random.Random(0).sample(rows, cap), key=lambda r: r.path)
+    rows = sample_rows(read_manifest(manifest).split(split).labelled(), cap)
     if len(rows) < 3:
         return None
     return pre.batch([r.abspath for r in rows]), [r.mos for r in rows]

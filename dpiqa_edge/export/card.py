@@ -70,13 +70,9 @@ def _calibrate(model, preprocess, manifest: str | None, photos_x: np.ndarray) ->
     from .graph import torch_outputs
 
     if manifest is not None:
-        from ..data.manifest import read_manifest
+        from ..data.manifest import read_manifest, sample_rows
 
-        import random
-
-        val = sorted(read_manifest(manifest).split("val"), key=lambda r: r.path)
-        if len(val) > VAL_CAP:  # a seeded sample, not the first N paths (those may be one scene)
-            val = sorted(random.Random(0).sample(val, VAL_CAP), key=lambda r: r.path)
+        val = sample_rows(read_manifest(manifest).split("val"), VAL_CAP)
         if val:
             scores = torch_outputs(model, preprocess.batch([r.abspath for r in val]))[0]
             labelled = all(r.mos is not None for r in val)
