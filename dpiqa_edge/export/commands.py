@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .base import PRECISIONS, TARGETS
+from .base import COMPRESSIONS, PRECISIONS, TARGETS
 
 
 def _epilog() -> str:
@@ -38,7 +38,7 @@ def _epilog() -> str:
 @click.option("--image-input", is_flag=True, help="coreml: RGB image input (a camera pixel buffer goes straight in).")
 @click.option("--min-deployment-target", help="coreml: e.g. iOS16 (default), iOS17, macOS13.")
 @click.option("--opset", type=int, help="onnx: opset version (default 17).")
-@click.option("--compression", type=click.Choice(["int8", "palettize8", "palettize6", "palettize4"]),
+@click.option("--compression", type=click.Choice(list(COMPRESSIONS)),
               help="coreml: weight-only compression of the fp32/fp16 program (activations stay float).")
 @click.option("--max-srcc-drop", type=float, help="int8: SRCC budget vs the float parent on held-out images (default 0.01).")
 @click.option("--parity-data", type=click.Path(exists=True, dir_okay=False),
