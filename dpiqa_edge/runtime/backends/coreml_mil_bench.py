@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 
 def bench_coreml_emulator(quick: bool = False):
     """Lite0 student (bundled ImageNet backbone) at 224 px: fp32 / fp16 programs and compressed variants."""
-    import coremltools as ct
     import numpy as np
     import torch
     from skimage import data as skd
 
     from ...bench import Section, time_fn
+    from ...export.base import ExportSettings
+    from ...export.coreml import save_mlpackage
     from ...io import dir_size
     from ...quantize.coreml_compress import compress_coreml
     from ...runtime.preprocess import Preprocess
@@ -38,7 +38,6 @@ def bench_coreml_emulator(quick: bool = False):
     x = Preprocess(size=(size, size))(skd.astronaut())[None]
     with torch.no_grad():
         ref_s, ref_q = (t.numpy() for t in model(torch.from_numpy(x)))
-        traced = torch.jit.trace(model, torch.from_numpy(x), check_trace=False)
     variants = ["fp32", "fp16", "int8"] + ([] if quick else ["palettize6", "palettize4"])
     rows = []
     with tempfile.TemporaryDirectory(prefix="dpiqa-coreml-bench-") as tmp:
@@ -46,14 +45,9 @@ def bench_coreml_emulator(quick: bool = False):
         for variant in variants:
             path = Path(tmp) / f"{variant}.mlpackage"
             t0 = time.perf_counter()
-            if variant in ("fp32", "fp16"):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    ml = ct.convert(traced, inputs=[ct.TensorType(name="image", shape=x.shape)],
-                                    outputs=[ct.TensorType(name="score"), ct.TensorType(name="quality_map")],
-                                    convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
-                                    compute_precision=ct.precision.FLOAT32 if variant == "fp32" else ct.precision.FLOAT16)
-                ml.save(str(path))
+            if variant in ("fp32", "fp16"):  # the export's own trace + convert + save
+                save_mlpackage(model, ExportSettings(target="coreml", precision=variant, input_size=size), path, {},
+                               variant)
             else:
                 compress_coreml(Path(tmp) / "fp32.mlpackage", path, variant)
             made_s = time.perf_counter() - t0
