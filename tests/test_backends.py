@@ -43,17 +43,19 @@ class StandIn(torch.nn.Module):
         return 100 * torch.sigmoid(self.fc(q.mean((2, 3)))).squeeze(1), q
 
 
-def write_artifact(folder: Path, target: str, *, raw_input=False, dynamic_batch=False) -> Path:
+def write_artifact(folder: Path, target: str, *, raw_input=False, dynamic_batch=False, precision="fp32",
+                   calib=None) -> Path:
     """Export the stand-in with the real target module; an export.json with file sizes beside it."""
     from importlib import import_module
 
     folder.mkdir(parents=True)
-    meta = build_metadata(student="standin", target=target, precision="fp32",
+    meta = build_metadata(student="standin", target=target, precision=precision,
                           preprocessing=Preprocess(size=(SIZE, SIZE)).to_dict(), raw_input=raw_input, gate=40.0,
                           source_sha256="0" * 64, dynamic_batch=dynamic_batch, image_input=False)
-    settings = ExportSettings(target=target, input_size=SIZE, raw_input=raw_input, dynamic_batch=dynamic_batch)
+    settings = ExportSettings(target=target, precision=precision, input_size=SIZE, raw_input=raw_input,
+                              dynamic_batch=dynamic_batch, extra={"int8": {"float_first_convs": 0}})
     path, _ = import_module(f"dpiqa_edge.export.{target}").convert(StandIn().eval(), settings, folder,
-                                                                   encode_metadata(meta))
+                                                                   encode_metadata(meta), calib=calib)
     (folder / "export.json").write_text(json.dumps({"artifact": path.name, "metadata": meta, "files": file_sizes(folder)}))
     return path
 
@@ -99,6 +101,27 @@ def test_openvino_precision_is_explicit_and_reported(artifacts, x):
     assert np.max(np.abs(bf16.run(x)[0] - f32.run(x)[0])) < 1.0
     with pytest.raises(ModelLoadError, match="unknown precision hint"):
         load_backend(artifacts["openvino"], precision_hint="int4")
+
+
+def test_openvino_int8_runs_at_the_plugins_default_unless_pinned(tmp_path, x):
+    """An INT8 IR's float ops run at the CPU plugin's own default (bf16 on AVX-512-BF16/AMX, f32 elsewhere),
+    as its accuracy gate judged it; ``f32`` still pins them."""
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    rng = np.random.default_rng(0)
+    calib = [np.clip(img * rng.uniform(0.5, 1.0), 0, 1).astype(np.float32) for img in list(x) * 4]
+    art = write_artifact(tmp_path / "q", "openvino", precision="int8", calib=calib)
+    plugin_default = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+    dflt, pinned = load_backend(art), load_backend(art, precision_hint="f32")
+    assert dflt.stored_precision == "int8"
+    assert dflt.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == plugin_default
+    assert dflt.label == f"openvino int8 (ran {dflt.precision})"
+    assert pinned.precision == "fp32" and pinned.label == "openvino int8 (ran fp32)"
+    # The same int8 kernels either way; bf16 float ops (8 mantissa bits) move a two-conv net's 0-100 score
+    # by far less than a point (1.0 leaves room while catching a broken load).
+    assert np.max(np.abs(dflt.run(x)[0] - pinned.run(x)[0])) < 1.0
+    # An fp32 IR still pins f32 by default (parity needs the artifact's own numbers).
+    assert load_backend(write_artifact(tmp_path / "f", "openvino")).precision == "fp32"
 
 
 @pytest.mark.parametrize("target", ["onnx", "openvino"])

@@ -14,7 +14,7 @@ def _epilog() -> str:
                      for t in TARGETS.values())
     return ("\b\nTargets, precisions and the target-specific options each allows:\n" + rows + "\n\n"
             "\b\nEvery export is checked against the torch model on real images through the runtime's own loader\n"
-            "(OpenVINO pinned to f32; CoreML on Linux: the saved ML program evaluated, labelled 'emulated on Linux').\n"
+            "(OpenVINO fp32/fp16 pinned to f32, int8 at the plugin's default as deployed; CoreML on Linux: the saved ML program evaluated, labelled 'emulated on Linux').\n"
             "Out of tolerance -> exit 2 and no export folder. int8 also runs the SRCC gate (exit 1 when exceeded).\n\n"
             "\b\nExamples:\n"
             "  dpiqa-edge export --target onnx                       # newest student under ./runs/\n"

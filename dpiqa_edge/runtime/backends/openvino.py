@@ -1,11 +1,18 @@
 """OpenVINO loader (CPU plugin) with an EXPLICIT inference precision.
 
 On a CPU with AVX-512 BF16 / AMX, OpenVINO executes fp32 models in bf16 unless told otherwise (about
-3e-3 error on a 0-100 score, DATA.md), so this loader always sets ``INFERENCE_PRECISION_HINT``:
-``f32`` by default (parity checks and reports need the artifact's own numbers), ``bf16`` or ``f16``
-only when asked. What the plugin actually chose is read back from the compiled model and reported in
-``precision`` (a CPU without FP16 support silently takes bf16 for an ``f16`` hint: this says so).
-An fp16 artifact stores fp16 weights; the plugin decompresses them and computes at the hint's precision.
+3e-3 error on a 0-100 score, DATA.md), so this loader chooses ``INFERENCE_PRECISION_HINT`` itself:
+
+- fp32 / fp16 artifacts: ``f32`` by default (parity checks and reports need the artifact's own numbers);
+  ``bf16`` or ``f16`` only when asked.
+- int8 artifacts: the plugin's own default (``default``) - int8 kernels for the quantized ops, the ops
+  left float at the CPU's preferred float precision (bf16 where the CPU has it, f32 elsewhere). That is
+  how an INT8 IR is meant to run, and it is what the export's accuracy gate judged (the gate runs the
+  artifact through this loader). ``f32`` pins the float ops to f32.
+
+What the plugin actually chose is read back from the compiled model and reported in ``precision`` (a
+CPU without FP16 support silently takes bf16 for an ``f16`` hint: this says so). An fp16 artifact stores
+fp16 weights; the plugin decompresses them and computes at the hint's precision.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from ...errors import ModelLoadError
 from . import Backend
 
 #: our precision names <-> OpenVINO element type names
-_HINTS = {"fp32": "f32", "f32": "f32", "bf16": "bf16", "fp16": "f16", "f16": "f16"}
+_HINTS = {"fp32": "f32", "f32": "f32", "bf16": "bf16", "fp16": "f16", "f16": "f16", "default": None}
 _OURS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 
 
@@ -34,10 +41,11 @@ class OpenVINOBackend(Backend):
             import openvino as ov
         except ImportError:
             raise ModelLoadError(f"{self.file}: openvino is not installed (pip install dpiqa-edge[openvino])") from None
-        hint = _HINTS.get(precision_hint or "f32")
-        if hint is None:
-            raise ModelLoadError(f"{self.file}: unknown precision hint {precision_hint!r}; valid: f32, bf16, f16")
-        config = {"INFERENCE_PRECISION_HINT": hint}
+        asked = precision_hint or ("default" if self.precision == "int8" else "f32")
+        if asked not in _HINTS:
+            raise ModelLoadError(f"{self.file}: unknown precision hint {precision_hint!r}; valid: f32, bf16, f16, default")
+        hint = _HINTS[asked]
+        config = {} if hint is None else {"INFERENCE_PRECISION_HINT": hint}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
         self.stored_precision = self.precision
