@@ -401,6 +401,13 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
             if dflt and q:
                 rat.append([f"{model} INT8 (float ops pinned f32) vs fp32 at OpenVINO's default ({ov_default})", backend,
                             ratio(dflt.p50, q.p50), nan])
+        # the pruning target: pruned + INT8 against unpruned INT8, each pair run the same way
+        for default in (False, True):
+            q, pq = (_find(rows, m, backend, "int8", default=default) for m in ("lite0", "lite0-pruned50"))
+            if q and pq:
+                how = f" (both at OpenVINO's default, {ov_default})" if default else (" (float ops pinned f32)" if backend == "openvino" else "")
+                rat.append([f"lite0-pruned50 INT8 vs lite0 INT8{how}", backend, ratio(q.p50, pq.p50),
+                            ratio(q.size_bytes or nan, pq.size_bytes or nan)])
     for model in ("lite0", "lite0-pruned50"):
         torch_p, torch_m = _find(rows, "paper", "torch", "fp32"), _find(rows, model, "torch", "fp32")
         if torch_p and torch_m:

@@ -30,6 +30,8 @@ def tables():
         _row("lite0", "openvino", "int8", 10.0, 4_000_000, note="f32 pinned"),
         _row("lite0", "openvino", "int8", 12.0, 4_000_000, note="OpenVINO default here (bf16)"),
         _row("lite0", "openvino", "int8", 25.0, 4_000_000, note="phone-like: 1 thread, ONEDNN_MAX_CPU_ISA=AVX2"),
+        _row("lite0-pruned50", "openvino", "int8", 4.0, 1_000_000, note="f32 pinned"),
+        _row("lite0-pruned50", "openvino", "int8", 3.0, 1_000_000, note="OpenVINO default here (bf16)"),
     ]
     teacher = {"p50": 20_000.0, "p95": 21_000.0, "rss_bytes": 5 * 2**30, "repeat": 2, "ran": "fp32", "params": 1e9}
     return {s.title: s for s in _sections(rows, teacher, False, "bf16", 60.0, Section, ratio)}
@@ -49,6 +51,8 @@ def _ratio(sec, comparison, backend):
     ("lite0 INT8 vs fp32 (speed-up)", "openvino", 30 / 10, 14 / 4),
     ("lite0 INT8 vs fp32, both at OpenVINO's default (bf16)", "openvino", 15 / 12, math.nan),
     ("lite0 INT8 (float ops pinned f32) vs fp32 at OpenVINO's default (bf16)", "openvino", 15 / 10, math.nan),
+    ("lite0-pruned50 INT8 vs lite0 INT8 (float ops pinned f32)", "openvino", 10 / 4, 4 / 1),
+    ("lite0-pruned50 INT8 vs lite0 INT8 (both at OpenVINO's default, bf16)", "openvino", 12 / 3, 4 / 1),
     ("lite0 vs paper, torch eager fp32 (speed-up)", "torch", 800 / 80, 260 / 15),
 ])
 def test_ratios_from_rows(tables, comparison, backend, speed, size):
@@ -60,7 +64,7 @@ def test_ratios_from_rows(tables, comparison, backend, speed, size):
 
 def test_main_and_phone_tables(tables):
     main = tables["Students vs backends (512x512)"]
-    assert len(main.rows) == 9 + 1  # every non-phone row plus the teacher
+    assert len(main.rows) == 11 + 1  # every non-phone row plus the teacher
     lite_int8_ov = [r for r in main.rows if r[:3] == ["lite0", "openvino", "int8 -> int8"] and r[-1] == "f32 pinned"][0]
     assert lite_int8_ov[main.columns.index("x faster than teacher")] == pytest.approx(2000.0)
     assert main.rows[-1][0].startswith("teacher") and "CPU" in main.rows[-1][-1]
