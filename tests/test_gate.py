@@ -23,6 +23,7 @@ def test_identical_variant_passes_with_zero_drop(scores):
     assert r["drop"] == pytest.approx(0.0, abs=1e-12)  # same ranks -> bit-identical SRCC
     assert r["rank_agreement"] == pytest.approx(1.0, abs=1e-12)
     assert r["max_abs_change"] == 0.0
+    assert r["drop_ci95"] == [0.0, 0.0]  # paired resamples of identical scores
     enforce_gate(r)  # does not raise
 
 
@@ -42,7 +43,8 @@ def test_drop_forced_above_budget_fails(scores, rng, noise, budget):
     r = srcc_gate(parent, variant, mos, max_drop=budget, name="model-int8")
     assert r["drop"] > budget
     assert r["passed"] is False
-    assert "model-int8" in r["reason"] and "exceeds" in r["reason"]
+    assert "model-int8" in r["reason"] and "exceeds" in r["reason"] and "95% CI of the drop" in r["reason"]
+    assert r["drop_ci95"][0] <= r["drop"] <= r["drop_ci95"][1]
     with pytest.raises(GateError) as info:
         enforce_gate(r)
     assert info.value.exit_code == 1  # DESIGN: a failed gate exits 1
@@ -51,7 +53,7 @@ def test_drop_forced_above_budget_fails(scores, rng, noise, budget):
 def test_constant_variant_fails(scores):
     parent, mos = scores
     r = srcc_gate(parent, np.full_like(parent, 50.0), mos)
-    assert r["passed"] is False and "cannot be computed" in r["reason"]
+    assert r["passed"] is False and "cannot be computed" in r["reason"] and r["drop_ci95"] is None
 
 
 def test_measure_only_without_budget(scores):

@@ -99,6 +99,23 @@ def test_bootstrap_ci_brackets_the_estimate_and_is_seeded():
         metrics.bootstrap_ci(pred, mos, "accuracy")
 
 
+def test_paired_drop_ci_brackets_the_drop_and_separates_a_broken_variant():
+    rng = np.random.default_rng(0)
+    mos = rng.uniform(0, 100, 200)
+    parent = mos + rng.normal(0, 25, 200)  # a weak model: SRCC ~0.75, like the demo's students
+    same = metrics.paired_drop_ci(parent, parent, mos, n=200)
+    assert same == (0.0, 0.0)  # paired: every resample scores both on the same images
+    close = parent + rng.normal(0, 3, 200)  # INT8-like noise
+    drop = metrics.srcc(parent, mos) - metrics.srcc(close, mos)
+    lo, hi = metrics.paired_drop_ci(parent, close, mos, n=300, seed=0)
+    # a few hundredths wide: far narrower than the unpaired intervals of the two SRCCs (~0.15 each)
+    assert lo <= drop <= hi and 0 < hi - lo < 0.06
+    broken = parent + rng.normal(0, 60, 200)
+    lo_b, _ = metrics.paired_drop_ci(parent, broken, mos, n=300, seed=0)
+    assert lo_b > 0.1  # a real degradation: the whole interval sits above zero
+    assert (lo, hi) == metrics.paired_drop_ci(parent, close, mos, n=300, seed=0)  # seeded
+
+
 def test_metrics_does_not_import_torch():
     code = "import sys, dpiqa_edge.metrics as m; m.evaluate([1,2,3,4],[1,3,2,4]); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -75,6 +75,8 @@ def test_metrics_equal_scipy(rng):
         p = row["vs_parent"]
         drop = stats.spearmanr(parent, mos).statistic - stats.spearmanr(v.scores, mos).statistic
         assert p["srcc_drop"] == pytest.approx(drop, abs=TOL)
+        lo, hi = p["srcc_drop_ci95"]  # paired bootstrap: brackets the drop it describes
+        assert lo - TOL <= p["srcc_drop"] <= hi + TOL
         assert p["srcc_with_parent"] == pytest.approx(stats.spearmanr(v.scores, parent).statistic, abs=TOL)
         assert p["max_abs_change"] == pytest.approx(np.abs(v.scores - parent).max(), abs=TOL)
     ref = rep["references"][0]

@@ -3,8 +3,10 @@ only if it still ranks held-out images like the parent does.
 
 ``drop = SRCC(parent vs MOS) - SRCC(variant vs MOS)`` on held-out images (DESIGN.md ``--max-srcc-drop``,
 default 0.01). Beside it: the rank agreement SRCC(variant vs parent) - which catches a variant that
-drifts from its parent even where MOS cannot tell - and the largest per-image score change (0-100
-scale). A drop that cannot be computed (a variant that outputs a constant or NaN) fails the gate.
+drifts from its parent even where MOS cannot tell - the largest per-image score change (0-100
+scale), and a paired bootstrap interval of the drop (``metrics.paired_drop_ci``: how much the verdict
+depends on which images were held out; the verdict itself uses the point estimate, as DESIGN says).
+A drop that cannot be computed (a variant that outputs a constant or NaN) fails the gate.
 
 Export (``--precision int8``) calls :func:`srcc_gate` then :func:`enforce_gate`, so an exceeded budget
 becomes a :class:`GateError` (exit 1) naming the variant; the demo calls :func:`srcc_gate` alone and
@@ -31,7 +33,7 @@ def _srcc(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def srcc_gate(parent_scores: Sequence[float], variant_scores: Sequence[float], mos: Sequence[float],
-              max_drop: float | None = DEFAULT_MAX_DROP, *, name: str = "variant") -> dict:
+              max_drop: float | None = DEFAULT_MAX_DROP, *, name: str = "variant", n_boot: int = 1000) -> dict:
     """Compare a variant's scores with its parent's on the same held-out images.
 
     Args:
@@ -41,10 +43,13 @@ def srcc_gate(parent_scores: Sequence[float], variant_scores: Sequence[float], m
             wherever the numbers are shown.
         max_drop: the SRCC budget; ``None`` measures without judging (``passed`` is then ``None``).
         name: what the variant is called in ``reason`` (e.g. the artifact's folder).
+        n_boot: resamples of the drop's paired bootstrap interval (0: none; seeded, so reproducible).
 
-    Returns a JSON-ready dict: ``n, srcc_parent, srcc_variant, drop, max_drop, rank_agreement,
+    Returns a JSON-ready dict: ``n, srcc_parent, srcc_variant, drop, drop_ci95, max_drop, rank_agreement,
     max_abs_change, mean_abs_change, passed, reason``.
     """
+    from ..metrics import paired_drop_ci
+
     p = np.asarray(parent_scores, dtype=np.float64).ravel()
     v = np.asarray(variant_scores, dtype=np.float64).ravel()
     m = np.asarray(mos, dtype=np.float64).ravel()
@@ -55,12 +60,16 @@ def srcc_gate(parent_scores: Sequence[float], variant_scores: Sequence[float], m
         raise InputError(f"gate {name}: {len(p)} held-out images; SRCC needs at least 3")
     s_parent, s_variant = _srcc(p, m), _srcc(v, m)
     drop = s_parent - s_variant
+    ci = None
+    if n_boot and math.isfinite(drop) and np.isfinite(v).all():
+        ci = [float(c) for c in paired_drop_ci(p, v, m, n=n_boot)]
     diff = np.abs(v - p)
     result = {
         "n": int(len(p)),
         "srcc_parent": s_parent,
         "srcc_variant": s_variant,
         "drop": drop,
+        "drop_ci95": ci,
         "max_drop": max_drop,
         "rank_agreement": _srcc(v, p),
         "max_abs_change": float(np.nanmax(diff)) if np.isfinite(diff).any() else float("nan"),
@@ -77,11 +86,17 @@ def srcc_gate(parent_scores: Sequence[float], variant_scores: Sequence[float], m
     elif drop > max_drop:
         result["passed"] = False
         result["reason"] = (f"{name}: SRCC drop {drop:.4f} exceeds --max-srcc-drop {max_drop:g} "
-                            f"(parent {s_parent:.4f}, variant {s_variant:.4f}, n={len(p)})")
+                            f"(parent {s_parent:.4f}, variant {s_variant:.4f}, n={len(p)}{_ci_text(ci)})")
     else:
         result["passed"] = True
-        result["reason"] = f"{name}: SRCC drop {drop:.4f} within {max_drop:g}"
+        result["reason"] = f"{name}: SRCC drop {drop:.4f} within {max_drop:g}{_ci_text(ci, ' (')}"
     return result
+
+
+def _ci_text(ci, lead: str = "; ") -> str:
+    if not ci:
+        return ""
+    return f"{lead}95% CI of the drop over resampled images [{ci[0]:.4f}, {ci[1]:.4f}]" + (")" if lead == " (" else "")
 
 
 def enforce_gate(result: dict) -> dict:

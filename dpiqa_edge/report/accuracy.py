@@ -82,12 +82,19 @@ def vs_teacher(pred: Sequence[float], teacher: Sequence[float], threshold: float
             "gate_threshold": _num(threshold), "gate_agreement": agree}
 
 
-def vs_parent(pred: Sequence[float], parent: Sequence[float], mos: Sequence[float], parent_name: str) -> dict[str, Any]:
-    """DESIGN's SRCC drop of a compressed variant against its float parent, on the same images."""
+def vs_parent(pred: Sequence[float], parent: Sequence[float], mos: Sequence[float], parent_name: str,
+              *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """DESIGN's SRCC drop of a compressed variant against its float parent, on the same images, with its
+    paired bootstrap 95% interval (``metrics.paired_drop_ci``; None when the drop is undefined)."""
+    from ..metrics import paired_drop_ci
+
     p, q, m = _arr(pred, "pred"), _arr(parent, "parent"), _arr(mos, "mos")
     s_parent, s_variant = srcc(q, m), srcc(p, m)
     drop = None if s_parent is None or s_variant is None else s_parent - s_variant
-    return {"parent": parent_name, "srcc_drop": _num(drop), "srcc_with_parent": srcc(p, q),
+    ci = None
+    if drop is not None and n_boot:
+        ci = [_num(c) for c in paired_drop_ci(q, p, m, n=n_boot, seed=seed)]
+    return {"parent": parent_name, "srcc_drop": _num(drop), "srcc_drop_ci95": ci, "srcc_with_parent": srcc(p, q),
             "max_abs_change": _num(np.abs(p - q).max())}
 
 

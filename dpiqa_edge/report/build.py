@@ -94,7 +94,8 @@ def assemble_report(*, manifest: str, split: str, paths: Sequence[str], mos: Seq
             "source_sha256": v.source_sha256, "scores": [float(s) for s in v.scores],
             "vs_mos": accuracy.vs_mos(v.scores, mos, n_boot=n_boot, seed=seed),
             "vs_teacher": None if teacher is None else accuracy.vs_teacher(v.scores, teacher, v.gate_threshold),
-            "vs_parent": None if parent is None else accuracy.vs_parent(v.scores, parent.scores, mos, parent.name),
+            "vs_parent": None if parent is None else accuracy.vs_parent(v.scores, parent.scores, mos, parent.name,
+                                                                           n_boot=n_boot, seed=seed),
             "cost": {k: v.cost.get(k) for k in ("size_bytes", "params", "gmacs", "latency_ms", "latency_note", "note")},
         })
     failures = accuracy.gate_failures(rows, max_srcc_drop)

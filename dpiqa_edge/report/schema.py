@@ -57,6 +57,8 @@ _VS_PARENT = {
     "properties": {
         "parent": {"type": "string"},
         "srcc_drop": _NUM_OR_NULL,
+        # paired bootstrap 95% interval of the drop (optional: reports written before it lack the key)
+        "srcc_drop_ci95": {"type": ["array", "null"], "items": _NUM_OR_NULL, "minItems": 2, "maxItems": 2},
         "srcc_with_parent": _NUM_OR_NULL,  # rank agreement with the parent (DESIGN: reported beside the drop)
         "max_abs_change": _NUM_OR_NULL,
     },

@@ -59,7 +59,7 @@ def accuracy_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 def agreement_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Agreement with the teacher and with the float parent."""
     head = ["model", "SRCC vs teacher", "mean abs diff", "max abs diff", "keep/retake agreement (threshold)",
-            "parent", "SRCC drop", "SRCC with parent", "max score change"]
+            "parent", "SRCC drop [paired 95% CI]", "SRCC with parent", "max score change"]
     rows = []
     for v in report["variants"]:
         t = v["vs_teacher"] or {}
@@ -68,7 +68,8 @@ def agreement_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]
         if t.get("gate_agreement") is not None:
             agree = f"{100 * t['gate_agreement']:.1f}% (at {t['gate_threshold']:.1f})"
         rows.append([v["name"], fmt(t.get("srcc")), fmt(t.get("mean_abs_diff"), 2), fmt(t.get("max_abs_diff"), 2),
-                     agree, p.get("parent", "— (float reference)"), fmt(p.get("srcc_drop")),
+                     agree, p.get("parent", "— (float reference)"),
+                     fmt_ci({"value": p.get("srcc_drop"), "ci95": p.get("srcc_drop_ci95")}, 4) if p else "n/a",
                      fmt(p.get("srcc_with_parent")), fmt(p.get("max_abs_change"), 2)])
     for r in report["references"]:
         rows.append([f"{r['name']} (reference)", fmt(r["vs_teacher_srcc"]), "", "", "", "", "", "", ""])
