@@ -86,17 +86,16 @@ def srcc_gate(parent_scores: Sequence[float], variant_scores: Sequence[float], m
     elif drop > max_drop:
         result["passed"] = False
         result["reason"] = (f"{name}: SRCC drop {drop:.4f} exceeds --max-srcc-drop {max_drop:g} "
-                            f"(parent {s_parent:.4f}, variant {s_variant:.4f}, n={len(p)}{_ci_text(ci)})")
+                            f"(parent {s_parent:.4f}, variant {s_variant:.4f}, n={len(p)}"
+                            + (f"; {_ci_text(ci)})" if ci else ")"))
     else:
         result["passed"] = True
-        result["reason"] = f"{name}: SRCC drop {drop:.4f} within {max_drop:g}{_ci_text(ci, ' (')}"
+        result["reason"] = f"{name}: SRCC drop {drop:.4f} within {max_drop:g}" + (f" ({_ci_text(ci)})" if ci else "")
     return result
 
 
-def _ci_text(ci, lead: str = "; ") -> str:
-    if not ci:
-        return ""
-    return f"{lead}95% CI of the drop over resampled images [{ci[0]:.4f}, {ci[1]:.4f}]" + (")" if lead == " (" else "")
+def _ci_text(ci: list[float]) -> str:
+    return f"95% CI of the drop over resampled images [{ci[0]:.4f}, {ci[1]:.4f}]"
 
 
 def enforce_gate(result: dict) -> dict:

@@ -31,8 +31,8 @@ Exit codes: 0 every input kept; 1 some input is retake or cannot be read (each n
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per image/frame on stdout: input, frame, score, verdict, reason.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Images per inference call (1 for fixed-batch artifacts).")
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads [default: the backend's].")
-@click.option("--precision-hint", help="Execution precision to ask the backend for (OpenVINO: f32 | bf16 | f16 | default; "
-              "default: f32 for fp32/fp16 IRs, the plugin's own choice for int8 IRs; CoreML on macOS: cpu | all). Reported in the table title.")
+@click.option("--precision-hint", help="Execution precision to ask the backend for (OpenVINO: f32 | bf16 | f16 | default = the plugin's "
+              "own choice; when omitted: f32 for fp32/fp16 IRs, the plugin's choice for int8 IRs; CoreML on macOS: cpu | all). Reported in the table title.")
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Walk sub-folders of folder inputs.")
 @click.option("--min-stable", type=click.IntRange(min=1), default=5, show_default=True, help="Frames that must agree before the gate's verdict changes.")
 @click.option("--hysteresis", type=click.FloatRange(min=0), default=2.5, show_default=True, help="Half-width of the dead band around the threshold (score points).")
