@@ -146,6 +146,23 @@ def _metric_fn(metric: str) -> Callable[[np.ndarray, np.ndarray], float]:
     return {"srcc": srcc, "krcc": krcc, "plcc": plcc, "rmse_raw": rmse}[metric]
 
 
+def _percentile_bootstrap(stat: Callable[[np.ndarray], float], size: int, n: int, seed: int,
+                          level: float) -> tuple[float, float]:
+    """Percentile interval of ``stat(idx)`` over ``n`` resamples ``idx`` of ``size`` images drawn with
+    replacement; resamples where the statistic is undefined (non-finite) are skipped."""
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(int(n)):
+        v = stat(rng.integers(0, size, size))
+        if math.isfinite(v):
+            vals.append(v)
+    if not vals:
+        return (math.nan, math.nan)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(vals, [alpha, 1.0 - alpha])
+    return (float(lo), float(hi))
+
+
 def bootstrap_ci(pred: Sequence[float], mos: Sequence[float], metric: str = "srcc", n: int = 1000,
                  seed: int = 0, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of ``metric`` over images resampled with replacement.
@@ -154,18 +171,7 @@ def bootstrap_ci(pred: Sequence[float], mos: Sequence[float], metric: str = "src
     """
     p, m = _arrays(pred, mos)
     fn = _metric_fn(metric)
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(int(n)):
-        idx = rng.integers(0, p.size, p.size)
-        v = fn(p[idx], m[idx])
-        if math.isfinite(v):
-            vals.append(v)
-    if not vals:
-        return (math.nan, math.nan)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(vals, [alpha, 1.0 - alpha])
-    return (float(lo), float(hi))
+    return _percentile_bootstrap(lambda idx: fn(p[idx], m[idx]), p.size, n, seed, level)
 
 
 def paired_drop_ci(parent: Sequence[float], variant: Sequence[float], mos: Sequence[float], n: int = 1000,
@@ -176,23 +182,10 @@ def paired_drop_ci(parent: Sequence[float], variant: Sequence[float], mos: Seque
     how much the *difference* depends on which images were held out. A weak model's drop can swing by more
     than a 0.01 budget from one set of images to another; this interval shows by how much.
     """
-    from scipy import stats
-
     q, m = _arrays(parent, mos)
     v, _ = _arrays(variant, mos)
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(int(n)):
-        idx = rng.integers(0, m.size, m.size)
-        mi, qi, vi = m[idx], q[idx], v[idx]
-        if _constant(mi) or _constant(qi) or _constant(vi):
-            continue
-        vals.append(float(stats.spearmanr(qi, mi).statistic) - float(stats.spearmanr(vi, mi).statistic))
-    if not vals:
-        return (math.nan, math.nan)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(vals, [alpha, 1.0 - alpha])
-    return (float(lo), float(hi))
+    # srcc is NaN on a resample where either side is constant: skipped, as in bootstrap_ci
+    return _percentile_bootstrap(lambda idx: srcc(q[idx], m[idx]) - srcc(v[idx], m[idx]), m.size, n, seed, level)
 
 
 def median_over_splits(results: Sequence[dict]) -> dict:

@@ -33,7 +33,8 @@ def _srcc(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def srcc_gate(parent_scores: Sequence[float], variant_scores: Sequence[float], mos: Sequence[float],
-              max_drop: float | None = DEFAULT_MAX_DROP, *, name: str = "variant", n_boot: int = 1000) -> dict:
+              max_drop: float | None = DEFAULT_MAX_DROP, *, name: str = "variant", n_boot: int = 1000,
+              seed: int = 0) -> dict:
     """Compare a variant's scores with its parent's on the same held-out images.
 
     Args:
@@ -43,7 +44,8 @@ def srcc_gate(parent_scores: Sequence[float], variant_scores: Sequence[float], m
             wherever the numbers are shown.
         max_drop: the SRCC budget; ``None`` measures without judging (``passed`` is then ``None``).
         name: what the variant is called in ``reason`` (e.g. the artifact's folder).
-        n_boot: resamples of the drop's paired bootstrap interval (0: none; seeded, so reproducible).
+        n_boot: resamples of the drop's paired bootstrap interval (0: none).
+        seed: the resampling seed (the interval is reproducible).
 
     Returns a JSON-ready dict: ``n, srcc_parent, srcc_variant, drop, drop_ci95, max_drop, rank_agreement,
     max_abs_change, mean_abs_change, passed, reason``.
@@ -62,7 +64,7 @@ def srcc_gate(parent_scores: Sequence[float], variant_scores: Sequence[float], m
     drop = s_parent - s_variant
     ci = None
     if n_boot and math.isfinite(drop) and np.isfinite(v).all():
-        ci = [float(c) for c in paired_drop_ci(p, v, m, n=n_boot)]
+        ci = [float(c) for c in paired_drop_ci(p, v, m, n=n_boot, seed=seed)]
     diff = np.abs(v - p)
     result = {
         "n": int(len(p)),

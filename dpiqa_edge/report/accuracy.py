@@ -85,17 +85,15 @@ def vs_teacher(pred: Sequence[float], teacher: Sequence[float], threshold: float
 def vs_parent(pred: Sequence[float], parent: Sequence[float], mos: Sequence[float], parent_name: str,
               *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """DESIGN's SRCC drop of a compressed variant against its float parent, on the same images, with its
-    paired bootstrap 95% interval (``metrics.paired_drop_ci``; None when the drop is undefined)."""
-    from ..metrics import paired_drop_ci
+    paired bootstrap 95% interval: the accuracy gate's own measurement (``quantize.gate.srcc_gate``,
+    measured without a budget; the report's verdict is :func:`gate_failures`)."""
+    from ..quantize.gate import srcc_gate
 
-    p, q, m = _arr(pred, "pred"), _arr(parent, "parent"), _arr(mos, "mos")
-    s_parent, s_variant = srcc(q, m), srcc(p, m)
-    drop = None if s_parent is None or s_variant is None else s_parent - s_variant
-    ci = None
-    if drop is not None and n_boot:
-        ci = [_num(c) for c in paired_drop_ci(q, p, m, n=n_boot, seed=seed)]
-    return {"parent": parent_name, "srcc_drop": _num(drop), "srcc_drop_ci95": ci, "srcc_with_parent": srcc(p, q),
-            "max_abs_change": _num(np.abs(p - q).max())}
+    g = srcc_gate(_arr(parent, "parent"), _arr(pred, "pred"), _arr(mos, "mos"), None, n_boot=n_boot, seed=seed)
+    ci = g["drop_ci95"]
+    return {"parent": parent_name, "srcc_drop": _num(g["drop"]),
+            "srcc_drop_ci95": None if ci is None else [_num(c) for c in ci],
+            "srcc_with_parent": _num(g["rank_agreement"]), "max_abs_change": _num(g["max_abs_change"])}
 
 
 def reference_row(name: str, raw: Sequence[float], mos: Sequence[float], teacher: Sequence[float] | None,
