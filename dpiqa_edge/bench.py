@@ -7,10 +7,13 @@ the machine, and writes BENCHMARKS.md itself (never edit that file by hand).
   /proc/self/clear_refs where the kernel allows; ``ru_maxrss`` elsewhere, then a lifetime peak, said so).
 * :func:`machine_facts` — CPU model, cores, ISA flags (avx2, avx512f, amx...), library versions.
 * ``BENCHMARKS`` — the explicit registry: name -> ``"module:function"``. Each function takes ``quick: bool``
-  and returns a :class:`Section` (or a list). Later stages add their line here; imports happen only
-  when a benchmark runs, so listing them costs nothing and pulls in no backend.
+  and returns a :class:`Section` (or a list), or None where it cannot measure on this machine (the GPU
+  teacher without a GPU): the stored section is then kept. Later stages add their line here; imports
+  happen only when a benchmark runs, so listing them costs nothing and pulls in no backend.
 * :func:`run_benchmarks` — runs the selected entries, merges them into ``BENCHMARKS.json`` beside the
-  output (so ``--only NAME`` refreshes one section and keeps the others) and renders BENCHMARKS.md.
+  output (so ``--only NAME`` refreshes one section and keeps the others) and renders BENCHMARKS.md. Each
+  stored entry keeps the machine it ran on; :func:`merge_benchmarks` adds entries measured elsewhere
+  (a lent GPU box) and the page names that machine under each such section.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -42,6 +47,7 @@ BENCHMARKS: dict[str, str] = {
     "runtime": "dpiqa_edge.runtime.measure:bench_runtime",
     "openvino_int8": "dpiqa_edge.quantize.measure:bench_openvino_int8",
     "prune_int8": "dpiqa_edge.quantize.measure:bench_prune_int8",
+    "teacher_gpu": "dpiqa_edge.teacher.bench:bench_teacher_gpu",
 }
 
 LIBRARIES = ("numpy", "pillow", "scipy", "torch", "onnxruntime", "openvino", "coremltools", "timm", "diffusers")
@@ -155,7 +161,14 @@ def machine_facts() -> dict[str, Any]:
             versions[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
             versions[lib] = "not installed"
-    return {"cpu": model, "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    gpu = None
+    if shutil.which("nvidia-smi"):  # no torch import just to name the GPU
+        try:
+            gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                                 text=True, timeout=20).stdout.strip().splitlines()[0] or None
+        except (OSError, subprocess.SubprocessError, IndexError):
+            gpu = None
+    return {"cpu": model, "gpu": gpu, "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "isa": [f for f in wanted if f in flags], "os": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None, "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"), "libraries": versions}
 
@@ -183,7 +196,8 @@ def render_markdown(sections: dict[str, dict], machine: dict, command: str, when
     lines = ["# Benchmarks", "",
              "Written by the harness (`dpiqa_edge/bench.py`); do not edit by hand. Re-run with `make bench`.", "",
              f"- last command: `{command}` ({when} UTC); each section names the run that produced it",
-             f"- CPU: {machine['cpu']} ({machine['logical_cores']} logical cores, {machine['usable_cores']} usable)",
+             f"- CPU: {machine['cpu']} ({machine['logical_cores']} logical cores, {machine['usable_cores']} usable); "
+             f"GPU: {machine.get('gpu') or 'none'}",
              f"- ISA: {', '.join(machine['isa']) or 'none detected'}",
              f"- OS: {machine['os']}, Python {machine['python']}, OMP_NUM_THREADS={machine['omp_num_threads']}, "
              f"load average (1 min) when written: {machine.get('load_average_1min')}",
@@ -192,15 +206,23 @@ def render_markdown(sections: dict[str, dict], machine: dict, command: str, when
              "CPU column is shown it is the process' CPU time per call, the better figure on a busy machine. "
              "Accuracy numbers measured on the synthetic set are synthetic pseudo-MOS.", ""]
     for name, entry in sections.items():
+        elsewhere = entry.get("machine") and _machine_line(entry["machine"]) != _machine_line(machine)
         for sec in entry["sections"]:
             lines += [f"## {sec['title']}", "", f"_benchmark `{name}`, run {entry['when']} UTC"
                       + (" (quick)" if entry.get("quick") else "")
-                      + (f" by `{entry['command']}`" if entry.get("command") else "") + "_", ""]
+                      + (f" by `{entry['command']}`" if entry.get("command") else "")
+                      + (f" on another machine: {_machine_line(entry['machine'])}" if elsewhere else "") + "_", ""]
             lines.append("| " + " | ".join(sec["columns"]) + " |")
             lines.append("|" + "|".join("---" for _ in sec["columns"]) + "|")
             lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in sec["rows"]]
             lines += [""] + [f"- {n}" for n in sec.get("notes", [])] + ([""] if sec.get("notes") else [])
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _machine_line(m: dict) -> str:
+    """The facts that say which machine ran a section (GPU first where there was one)."""
+    gpu = f"{m['gpu']}, " if m.get("gpu") else ""
+    return f"{gpu}{m.get('cpu')} ({m.get('logical_cores')} logical cores), {m.get('os')}"
 
 
 def _resolve(name: str) -> Callable[[bool], Any]:
@@ -216,19 +238,48 @@ def run_benchmarks(out: str | os.PathLike = "BENCHMARKS.md", only: list[str] | N
     names = list(only) if only else list(BENCHMARKS)
     fns = {n: _resolve(n) for n in names}  # fail on a bad name before any timing starts
     out = Path(out)
-    store_path = out.with_suffix(".json")
     fresh: dict[str, Any] = {}
     for n, fn in fns.items():
         log(f"bench {n} ...")
         result = fn(quick)
+        if result is None:
+            log(f"bench {n}: nothing measured on this machine; its stored section (if any) is kept")
+            continue
         result = result if isinstance(result, list) else [result]
         fresh[n] = {"when": _now(), "quick": quick, "command": command, "sections": [asdict(s) for s in result]}
+    return _store_and_render(out, fresh, command)
+
+
+def merge_benchmarks(out: str | os.PathLike, other: str | os.PathLike, command: str,
+                     names: list[str] | None = None) -> Path:
+    """Copy the sections of another run's ``BENCHMARKS.json`` (``names``, or all of them) into ``out``'s
+    store, each with the machine it was measured on, and re-render ``out``. Nothing is timed here."""
+    other = Path(other)
+    store = _read_store(other)
+    if not store.get("sections"):
+        raise ConfigError(f"{other}: not a BENCHMARKS.json written by the harness (no sections)")
+    fresh = {}
+    for n, entry in store["sections"].items():
+        if n in BENCHMARKS and (not names or n in names):
+            fresh[n] = {**entry, "machine": entry.get("machine") or store.get("machine")}
+    if not fresh:
+        raise ConfigError(f"{other}: none of {names or 'its sections'} is a registered benchmark")
+    return _store_and_render(Path(out), fresh, command)
+
+
+def _store_and_render(out: Path, fresh: dict[str, Any], command: str) -> Path:
+    """Merge ``fresh`` entries (those without a machine ran here) into the store; write it and the page."""
+    machine = machine_facts()  # after the runs: the load average is the one when written
+    fresh = {k: {**v, "machine": v.get("machine") or machine} for k, v in fresh.items()}
+    store_path = out.with_suffix(".json")
     # Merge with what is stored *now* (read after the runs, which can take minutes, so a concurrent
-    # `--only other` run is not overwritten), keeping registry order.
-    sections = {k: v for k, v in _read_store(store_path).get("sections", {}).items() if k in BENCHMARKS}
+    # `--only other` run is not overwritten), keeping registry order. Entries from before per-entry machine
+    # facts were recorded ran on the machine the store names.
+    stored = _read_store(store_path)
+    sections = {k: {**v, "machine": v.get("machine") or stored.get("machine")}
+                for k, v in stored.get("sections", {}).items() if k in BENCHMARKS}
     sections.update(fresh)
     ordered = {k: sections[k] for k in BENCHMARKS if k in sections}
-    machine = machine_facts()
     write_json(store_path, {"machine": machine, "command": command, "sections": ordered})
     write_text(out, render_markdown(ordered, machine, command, _now()))
     return out

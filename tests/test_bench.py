@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 
@@ -69,6 +70,46 @@ def test_run_writes_markdown_and_only_keeps_other_sections(tmp_path, fake_regist
     assert "| True |" in text and "(quick)" in text
     with pytest.raises(ConfigError, match="unknown benchmark 'nope'"):
         bench.run_benchmarks(out, ["nope"], log=lambda m: None)
+
+
+def test_a_benchmark_that_cannot_measure_here_keeps_its_stored_section(tmp_path, fake_registry):
+    out = tmp_path / "BENCHMARKS.md"
+    bench.run_benchmarks(out, ["two"], log=lambda m: None)
+    fake_registry.two = lambda quick: None  # e.g. the GPU teacher on a machine without CUDA
+    said = []
+    bench.run_benchmarks(out, ["one", "two"], log=said.append)
+    text = out.read_text()
+    assert "## One" in text and "## Two" in text and "| False |" in text
+    assert any("two: nothing measured on this machine" in m for m in said)
+
+
+def test_merge_labels_sections_measured_on_another_machine(tmp_path, fake_registry):
+    from click.testing import CliRunner
+
+    from dpiqa_edge.cli import main
+
+    here, there = tmp_path / "B.md", tmp_path / "gpu" / "B.md"
+    bench.run_benchmarks(here, ["one"], log=lambda m: None)
+    bench.run_benchmarks(there, ["two"], log=lambda m: None)
+    store = json.loads(there.with_suffix(".json").read_text())
+    store["sections"]["two"]["machine"] = {**store["sections"]["two"]["machine"], "gpu": "NVIDIA H200",
+                                           "cpu": "Some Xeon"}
+    there.with_suffix(".json").write_text(json.dumps(store))
+    res = CliRunner().invoke(main, ["bench", "--merge", str(there.with_suffix(".json")), "--out", str(here)])
+    assert res.exit_code == 0, res.output
+    text = here.read_text()
+    one, two = text[text.index("## One"):text.index("## Two")], text[text.index("## Two"):]
+    assert "another machine" not in one  # measured here: the header's machine
+    assert "on another machine: NVIDIA H200, Some Xeon" in two and "| False |" in two
+    merged = json.loads(here.with_suffix(".json").read_text())["sections"]
+    assert merged["two"]["machine"]["gpu"] == "NVIDIA H200" and merged["one"]["machine"]["cpu"] != "Some Xeon"
+    # a file that is not a harness store: one clear error, nothing written
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    before = here.read_text()
+    res = CliRunner().invoke(main, ["bench", "--merge", str(bad), "--out", str(here)])
+    assert res.exit_code != 0 and "not a BENCHMARKS.json written by the harness" in res.output
+    assert here.read_text() == before
 
 
 def test_cli_bench_list_and_bad_name(tmp_path, fake_registry):
