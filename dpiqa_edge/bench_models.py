@@ -420,18 +420,16 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
 
 def _full_size_teacher(threads: int | None):
     """The DP-IQA teacher at SPEC's size (SD-1.5 UNet + VAE + full T2I adapter, QFD width 512, 64x64
-    map, 1,485 prompt tokens, 512 px), random init, built by the teacher stage's own ``build_teacher``.
-    Returns (run(x) -> outputs, parameter count)."""
+    map, 1,485 prompt tokens, 512 px), random weights, built as the GPU bench builds it
+    (``teacher.bench.build_full_teacher``). Returns (run(x) -> outputs, parameter count)."""
     import torch
 
-    from .teacher.loading import count_parameters, sd15_configs
-    from .teacher.model import TeacherConfig, build_teacher
+    from .teacher.bench import build_full_teacher
+    from .teacher.loading import count_parameters
 
     if threads:
         torch.set_num_threads(int(threads))
-    torch.manual_seed(0)
-    cfg = TeacherConfig(**sd15_configs(), image_size=512, decoder_width=512, map_size=64)
-    model = build_teacher(cfg, torch.randn(1485, 768)).eval()
+    model = build_full_teacher("cpu")
 
     def run(x):
         with torch.inference_mode():

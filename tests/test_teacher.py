@@ -17,7 +17,7 @@ import torch
 from dpiqa_edge.errors import ModelLoadError
 from dpiqa_edge.teacher import prompts
 from dpiqa_edge.teacher.loading import (build_parts, check_sd_folder, count_parameters, load_sd_parts, sd15_configs,
-                                        tiny_configs)
+                                        tiny_configs, write_random_sd_folder)
 from dpiqa_edge.teacher.model import TeacherConfig, build_teacher, load_teacher, save_teacher
 
 
@@ -140,11 +140,9 @@ def test_non_sd_folder_is_one_clear_error(tmp_path):
 
 
 def test_local_sd_folder_loads_in_diffusers_layout(tmp_path):
+    write_random_sd_folder(tmp_path / "sd", tiny_configs(16), seed=0)
     torch.manual_seed(0)
-    vae, unet, _ = build_parts(tiny_configs(16))
-    vae.save_pretrained(tmp_path / "sd" / "vae")
-    unet.save_pretrained(tmp_path / "sd" / "unet")
-    (tmp_path / "sd" / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    vae, unet, _ = build_parts(tiny_configs(16))  # the same seed gives the same weights
     vae2, unet2, adapter = load_sd_parts(tmp_path / "sd")
     assert all(torch.equal(a, b) for a, b in zip(unet.state_dict().values(), unet2.state_dict().values()))
     assert list(adapter.config.channels) == list(unet.config.block_out_channels)
@@ -200,3 +198,18 @@ def test_recipes_load(name):
         assert (t.lr, t.batch_size, t.epochs, t.milestones, t.gamma, t.mixed_precision) == (1e-5, 16, 30, (5,), 0.2, "fp16")
     else:
         assert (cfg.image_size, cfg.decoder_width, cfg.map_size) == (128, 64, 16)
+
+
+def test_gpu_bench_worker_times_a_real_training_step_in_its_own_process(monkeypatch):
+    # The worker behind `bench teacher_gpu`, run here on the CPU with tiny configs: the same code path
+    # (accelerate mixed precision, Adam, latents from VAE moments) in a child process, as on the GPU.
+    from dpiqa_edge.teacher import bench as tbench
+
+    r = tbench._worker(dict(mode="train", precision="bf16", batch=2, size=64, repeat=2, warmup=1, device="cpu",
+                            tiny=True), timeout=120)
+    assert "error" not in r, r
+    assert r["finite"] and len(r["seconds"]) == 2 and all(t > 0 for t in r["seconds"])
+    assert r["params_trainable"] > 1e6 and r["mode"] == "train" and r["precision"] == "bf16"
+    # Without CUDA the GPU benchmark measures nothing (None: the harness keeps the stored GPU section).
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert tbench.bench_teacher_gpu(quick=True) is None

@@ -101,5 +101,30 @@ def load_sd_parts(sd_dir: str | os.PathLike, adapter_config: dict[str, Any] | No
     return vae, unet, T2IAdapter.from_config(adapter_config)
 
 
+def write_random_sd_folder(out_dir: str | os.PathLike, configs: dict[str, dict[str, Any]] | None = None,
+                           seed: int = 0) -> Path:
+    """A random-init Stable Diffusion folder in diffusers layout (``model_index.json``, ``vae/``, ``unet/``,
+    safetensors): SD-1.5's configs by default, ``tiny_configs()`` in tests. It exercises ``--sd-path``'s
+    real loading code at full size where no SD weights exist (the GPU check, ``tools/gpu_check.py``)."""
+    import json
+
+    import torch
+
+    from ..io import atomic_path
+
+    configs = configs or sd15_configs()
+    out_dir = Path(out_dir)
+    torch.manual_seed(seed)
+    vae, unet, _ = build_parts(configs)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        vae.save_pretrained(tmp / "vae", safe_serialization=True)
+        unet.save_pretrained(tmp / "unet", safe_serialization=True)
+        (tmp / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline",
+                                                          "vae": ["diffusers", "AutoencoderKL"],
+                                                          "unet": ["diffusers", "UNet2DConditionModel"]}))
+    return out_dir
+
+
 def count_parameters(module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

@@ -98,8 +98,11 @@ def save_prompt_embeddings(emb, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def tiny_clip(out_dir: str | os.PathLike, projection_dim: int = 32, seed: int = 0) -> Path:
+def tiny_clip(out_dir: str | os.PathLike, projection_dim: int = 32, seed: int = 0, full_size: bool = False) -> Path:
     """Write a tiny random CLIPTextModelWithProjection + CLIPTokenizer folder (tests, demo).
+
+    ``full_size``: the text tower at CLIP ViT-L/14's size instead (768 wide, 12 layers, 12 heads, projection
+    768; random init), so ``--clip-path`` can be exercised at real size where no CLIP weights exist.
 
     The tokenizer is a real ``CLIPTokenizer`` whose BPE merges spell every prompt word as one token, so
     every prompt fits the 77-token window and the distinguishing quality word (last) is never truncated.
@@ -131,8 +134,9 @@ def tiny_clip(out_dir: str | os.PathLike, projection_dim: int = 32, seed: int = 
     tokenizer.save_pretrained(out_dir)
     # 2. the tiny text tower (random init, seeded).
     torch.manual_seed(seed)
-    config = CLIPTextConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                            num_attention_heads=4, max_position_embeddings=77, projection_dim=projection_dim,
+    size = (dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12) if full_size
+            else dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4))
+    config = CLIPTextConfig(vocab_size=len(vocab), **size, max_position_embeddings=77, projection_dim=projection_dim,
                             bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
                             pad_token_id=vocab["<|endoftext|>"])
     CLIPTextModelWithProjection(config).save_pretrained(out_dir, safe_serialization=True)
