@@ -268,7 +268,10 @@ def fit(model, loss_fn: Callable, train_set, out_dir: str | os.PathLike, cfg: Lo
                 preds += out[1].detach().float().flatten().cpu().tolist()
                 targets += out[2].detach().float().flatten().cpu().tolist()
                 postfix["srcc"] = f"{_running_srcc(preds, targets):.3f}"
-            bar.set_postfix(postfix)
+            # refresh=False: the postfix shows at the bar's own refresh. Refreshing here redrew the bar before
+            # tqdm had counted the step (a log on the GPU box read "0/16" on every line) and wrote one log line
+            # per step, ignoring mininterval.
+            bar.set_postfix(postfix, refresh=False)
             if cfg.save_every_steps and step % cfg.save_every_steps == 0 and step < len(batches):
                 checkpoint(epoch, step, losses)
         bar.close()
