@@ -183,6 +183,22 @@ class Section:
     notes: list[str] = field(default_factory=list)
 
 
+def run_worker(module: str, spec: dict[str, Any], env: dict[str, str] | None = None,
+               timeout: float = 900) -> dict[str, Any]:
+    """``python -m module 'SPEC-JSON'`` in a fresh interpreter (its own thread pools, allocator peaks and
+    library state); returns the last JSON line it prints, or ``{"error": ...}`` on a timeout or failure."""
+    try:
+        proc = subprocess.run([sys.executable, "-m", module, json.dumps(spec)], env={**os.environ, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f}s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"exit {proc.returncode}: {tail[:300]}"}
+    return json.loads(lines[-1])
+
+
 def _cell(v: Any) -> str:
     if isinstance(v, float):
         if v != v:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -130,20 +129,12 @@ def export_all(students: dict[str, Path], root: Path, quick: bool, log) -> dict[
 # ---------------------------------------------------------------------------------------------------
 def _worker(spec: dict[str, Any], env: dict[str, str] | None = None, timeout: float = 900) -> dict[str, Any]:
     """Run :func:`measure` in a fresh interpreter; returns its JSON result (``error`` on failure)."""
-    full_env = {**os.environ, **(env or {})}
-    threads = spec.get("threads")
-    if threads:  # BLAS/OpenMP pools sized before any library starts
-        full_env["OMP_NUM_THREADS"] = str(threads)
-    try:
-        proc = subprocess.run([sys.executable, "-m", "dpiqa_edge.bench_models", json.dumps(spec)], env=full_env,
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f}s"}
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": f"exit {proc.returncode}: {tail[:200]}"}
-    return json.loads(lines[-1])
+    from .bench import run_worker
+
+    env = dict(env or {})
+    if spec.get("threads"):  # BLAS/OpenMP pools sized before any library starts
+        env["OMP_NUM_THREADS"] = str(spec["threads"])
+    return run_worker("dpiqa_edge.bench_models", spec, env, timeout)
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,6 @@ harness keeps the section stored by the last GPU run (with the machine it ran on
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from typing import Any
@@ -145,16 +144,9 @@ def gpu_facts() -> dict[str, Any]:
 
 
 def _worker(spec: dict[str, Any], timeout: float = 150) -> dict[str, Any]:
-    try:
-        proc = subprocess.run([sys.executable, "-m", "dpiqa_edge.teacher.bench", json.dumps(spec)], capture_output=True,
-                              text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f}s"}
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": f"exit {proc.returncode}: {tail[:300]}"}
-    return json.loads(lines[-1])
+    from ..bench import run_worker
+
+    return run_worker("dpiqa_edge.teacher.bench", spec, timeout=timeout)
 
 
 def bench_teacher_gpu(quick: bool = False):
