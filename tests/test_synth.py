@@ -132,3 +132,62 @@ def test_worker_count_does_not_change_the_set(tmp_path, smoke):
     assert [(r.path, r.mos, r.split) for r in one] == [(r.path, r.mos, r.split) for r in rows]
     for a, b in zip(one, rows):
         assert (tmp_path / a.path).read_bytes() == (out / b.path).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def user_photo_dir(tmp_path_factory):
+    from skimage import data as skd
+
+    d = tmp_path_factory.mktemp("photos")
+    Image.fromarray(skd.coffee()).save(d / "My Coffee.jpg", quality=95)  # 600 x 400 colour
+    Image.fromarray(skd.camera()[:300, :300]).save(d / "street.png")  # grey (mode L)
+    return d
+
+
+def test_user_photos_become_extra_scenes(user_photo_dir, tmp_path):
+    found = synth.user_photos([user_photo_dir])
+    assert sorted(found) == ["my_coffee", "street"]  # path-safe names from the file stems
+    assert found["my_coffee"][1] is False and found["street"][1] is True  # grey by Pillow's mode
+    cfg = synth.SynthConfig.smoke(photos=(str(user_photo_dir),), max_scenes=0,
+                                  scenes=("astronaut", "chelsea", "my_coffee", "street"))
+    rows = read_manifest(synth.synthesize(tmp_path / "set", cfg, progress=False))
+    per_scene = defaultdict(int)
+    for r in rows:
+        per_scene[r.scene] += 1
+    assert set(per_scene) == {"astronaut", "chelsea", "my_coffee", "street"}
+    assert per_scene["my_coffee"] == per_scene["astronaut"] == 7  # 1 crop x (3 distortions x 2 levels + pristine)
+    check_disjoint(rows)  # the user's scenes are split by scene like the package ones
+    pristine = next(r for r in rows if r.scene == "my_coffee" and r.distortion == "pristine")
+    assert pristine.mos == 100.0 and np.asarray(Image.open(pristine.abspath)).shape == (64, 64, 3)
+    info = json.loads((tmp_path / "set" / "synth.json").read_text())
+    assert set(info["config"]["photos_sha256"]) == {"my_coffee", "street"}
+    # an edited photo rebuilds the set (the reuse check follows the photos' content, not their paths)
+    before = (tmp_path / "set" / "manifest.csv").stat().st_mtime_ns
+    synth.synthesize(tmp_path / "set", cfg, progress=False)
+    assert (tmp_path / "set" / "manifest.csv").stat().st_mtime_ns == before
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    for f in user_photo_dir.iterdir():
+        (edited / f.name).write_bytes(f.read_bytes())
+    Image.fromarray(np.asarray(Image.open(edited / "street.png"))[::-1].copy()).save(edited / "street.png")
+    cfg2 = synth.SynthConfig.smoke(photos=(str(edited),), max_scenes=0, scenes=cfg.scenes)
+    synth.synthesize(tmp_path / "set", cfg2, progress=False)
+    assert (tmp_path / "set" / "manifest.csv").stat().st_mtime_ns != before
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda p: Image.new("RGB", (300, 200)).save(p), "200 px|300x200 px"),
+    (lambda p: p.write_bytes(b"not a jpeg"), "not a readable image"),
+])
+def test_a_bad_user_photo_is_one_clear_error(tmp_path, make, problem):
+    from click.testing import CliRunner
+
+    from dpiqa_edge.cli import main
+
+    bad = tmp_path / "bad.jpg"
+    make(bad)
+    with pytest.raises(ConfigError, match=problem) as err:
+        synth.user_photos([bad])
+    assert str(bad) in str(err.value) and "\n" not in str(err.value)
+    res = CliRunner().invoke(main, ["data", "synth", "--out", str(tmp_path / "out"), "--photos", str(bad), "--smoke"])
+    assert res.exit_code != 0 and str(bad) in res.output and not (tmp_path / "out" / "manifest.csv").exists()

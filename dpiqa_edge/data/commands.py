@@ -28,8 +28,12 @@ def data() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Crops, noise and the scene split follow it.")
 @click.option("--size", type=int, default=None, help="Stored image side in px [default: 224, smoke 64].")
 @click.option("--force", is_flag=True, help="Rebuild even if DIR already holds this exact set.")
+@click.option("--photos", multiple=True, type=click.Path(exists=True), metavar="PATH",
+              help="Your own reference photos, added as extra scenes: a file or a folder (every image under it); "
+                   "repeatable. One scene per file, so keep near-duplicates (bursts) out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def synth(out_dir: str, smoke: bool, seed: int, size: int | None, force: bool, quiet: bool) -> None:
+def synth(out_dir: str, smoke: bool, seed: int, size: int | None, photos: tuple[str, ...], force: bool,
+          quiet: bool) -> None:
     """Build the embedded default set: package photos x 13 camera/codec distortions x 5 levels + pristine,
     labelled with a synthetic pseudo-MOS (0-100) from full-reference measures (formula in synth.json).
 
@@ -39,10 +43,12 @@ def synth(out_dir: str, smoke: bool, seed: int, size: int | None, force: bool, q
     Writes:  manifest.csv (path,mos,split,ref,scene,distortion,level), measures.csv (the FR
              measures behind each label), synth.json (config, label formula, counts, summary).
     Example: dpiqa-edge data synth --out runs/synth
+             dpiqa-edge data synth --out runs/synth-more --photos ~/Pictures/landscapes
+             (more scenes: the students' limit on the default set is its few training scenes)
     """
     from .synth import SynthConfig, synthesize
 
-    kw = {"seed": seed} | ({"size": size} if size else {})
+    kw = {"seed": seed} | ({"size": size} if size else {}) | ({"photos": tuple(photos)} if photos else {})
     cfg = SynthConfig.smoke(**kw) if smoke else SynthConfig(**kw)
     path = synthesize(out_dir, cfg, progress=not quiet, reuse=not force)
     _print_counts(path, ", synthetic pseudo-MOS")

@@ -56,11 +56,57 @@ COLOUR_SCENES = {"astronaut": ("astronaut",), "chelsea": ("chelsea",), "coffee":
 GREY_SCENES = {"camera": ("camera",), "coins": ("coins",), "moon": ("moon",)}
 
 
-def _load_photo(name: str) -> np.ndarray:
-    """A package photo as HxWx3 uint8 (grey replicated to RGB)."""
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+
+
+def user_photos(paths) -> dict[str, tuple[Path, bool]]:
+    """``--photos`` files and folders -> {scene name: (file, is_grey)}, one scene per photo file.
+
+    A folder contributes every image file under it (sorted). Names come from the file stem (made unique
+    and path-safe); a photo is grey when Pillow opens it in a one-channel mode. A file that does not open,
+    or is smaller than 256 px on its short side, is a one-line ConfigError naming it.
+    """
+    import re
+
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ConfigError(f"{p}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ConfigError(f"{p}: photo file or folder not found")
+    out: dict[str, tuple[Path, bool]] = {}
+    reserved = set(COLOUR_SCENES) | set(GREY_SCENES)
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                w, h, mode = im.width, im.height, im.mode
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is one clear line
+            raise ConfigError(f"{f}: not a readable image ({type(exc).__name__}: {exc})") from None
+        if min(w, h) < 256:
+            raise ConfigError(f"{f}: {w}x{h} px; a reference photo needs >= 256 px on its short side")
+        base = re.sub(r"[^A-Za-z0-9_-]+", "_", f.stem).strip("_").lower() or "photo"
+        name, k = base, 2
+        while name in out or name in reserved:
+            name, k = f"{base}_{k}", k + 1
+        out[name] = (f.resolve(), mode in ("1", "L", "LA", "I", "I;16", "F"))
+    return out
+
+
+def _load_photo(name: str, path: Path | None = None) -> np.ndarray:
+    """A package photo (or the user's file at ``path``) as HxWx3 uint8 (grey replicated to RGB)."""
     from skimage import data as skd
 
-    if name in ("china", "flower"):
+    if path is not None:
+        from PIL import ImageOps
+
+        with Image.open(path) as im:
+            img = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    elif name in ("china", "flower"):
         from sklearn.datasets import load_sample_image
 
         img = load_sample_image(f"{name}.jpg")
@@ -206,8 +252,11 @@ class SynthConfig:
     workers: int = 0  #: processes that distort and measure (0 = up to 2, one per core); the set is identical for any count
     include_grey: bool = True  #: add camera/coins/moon as extra scenes
     distortions: tuple[str, ...] = tuple(DISTORTIONS)
-    max_scenes: int = 0  #: 0 = all; otherwise the first N colour scenes (then grey)
+    max_scenes: int = 0  #: 0 = all; otherwise the first N package scenes (colour, then grey)
     scenes: tuple[str, ...] = ()  #: only these scenes, by name (empty = all); applied before max_scenes
+    #: extra reference photos (files or folders; one scene per file), after the package photos; split with
+    #: them (colour with colour, grey with grey). Not in the demo's default: they are the user's own.
+    photos: tuple[str, ...] = ()
     #: train/val/test, of scenes: 50/25/25 so 8 colour scenes give 4/2/2 (60/20/20 would test on one scene)
     fractions: tuple[float, float, float] = (0.5, 0.25, 0.25)
 
@@ -223,7 +272,7 @@ class SynthConfig:
         unknown = [d for d in self.distortions if d not in DISTORTIONS]
         if unknown:
             raise ConfigError(f"synth: unknown distortion(s) {', '.join(unknown)}; valid: {', '.join(DISTORTIONS)}")
-        known = set(COLOUR_SCENES) | set(GREY_SCENES)
+        known = set(COLOUR_SCENES) | set(GREY_SCENES) | (set(user_photos(self.photos)) if self.photos else set())
         if any(s not in known for s in self.scenes):
             raise ConfigError(f"synth: unknown scene(s) in {self.scenes}; valid: {', '.join(known)}")
         if self.size < 48:
@@ -318,19 +367,24 @@ def plan(cfg: SynthConfig) -> tuple[list, list, dict[str, str], list]:
     """What a build will make, without making it: (scenes, references, scene -> split, jobs), where a job
     is (reference, distortion, level) and a reference is (scene, name, rgb, is_grey)."""
     cfg.validate()
-    # 1. References: scenes -> photos -> crops.
+    # 1. References: scenes -> photos -> crops. The user's photos (one scene each) follow the package ones.
+    extra = user_photos(cfg.photos) if cfg.photos else {}
+    colour = set(COLOUR_SCENES) | {n for n, (_, g) in extra.items() if not g}
+    grey_names = set(GREY_SCENES) | {n for n, (_, g) in extra.items() if g}
     scenes = list(COLOUR_SCENES.items()) + (list(GREY_SCENES.items()) if cfg.include_grey else [])
-    if cfg.scenes:
-        scenes = [(s, p) for s, p in scenes if s in cfg.scenes]
-    if cfg.max_scenes:
+    keep = (lambda name: name in cfg.scenes) if cfg.scenes else (lambda name: True)
+    scenes = [(s, p) for s, p in scenes if keep(s)]
+    if cfg.max_scenes:  # caps the package scenes; the user's photos are always added
         scenes = scenes[: cfg.max_scenes]
+    scenes += [(n, (n,)) for n in extra if keep(n)]
     if not scenes:
         raise ConfigError(f"synth: no scenes selected (scenes={cfg.scenes}, include_grey={cfg.include_grey})")
     refs = []  # (scene, ref name, rgb, is_grey)
     for scene, photos in scenes:
-        grey = scene in GREY_SCENES
+        grey = scene in grey_names
         for photo in photos:
-            crops = _crops(_load_photo(photo), cfg.grey_crops if grey else cfg.crops_per_photo, cfg.size,
+            rgb = _load_photo(photo, extra[photo][0] if photo in extra else None)
+            crops = _crops(rgb, cfg.grey_crops if grey else cfg.crops_per_photo, cfg.size,
                            _rng(cfg.seed, "crop", photo))
             refs += [(scene, f"{photo}_c{i}", c, grey) for i, c in enumerate(crops)]
 
@@ -338,7 +392,7 @@ def plan(cfg: SynthConfig) -> tuple[list, list, dict[str, str], list]:
     #    each get colour scenes (a test set of only grey scenes would measure little).
     fractions = dict(zip(("train", "val", "test"), cfg.fractions))
     split_of = {}
-    for kind in (COLOUR_SCENES, GREY_SCENES):
+    for kind in (colour, grey_names):
         split_of.update(assign_groups([s for s, _ in scenes if s in kind], fractions, cfg.seed) if any(s in kind for s, _ in scenes) else {})
 
     # 3. Jobs: pristine + every distortion at every level; colour distortions skipped on grey scenes.
@@ -358,6 +412,10 @@ def synthesize(out_dir, cfg: SynthConfig | None = None, progress: bool = True, r
     out = Path(out_dir)
     manifest_path, info_path = out / "manifest.csv", out / "synth.json"
     cfg_dict = {k: v for k, v in asdict(cfg).items() if k != "workers"}  # what the set depends on
+    if cfg.photos:  # the user's photos by content, so an edited file rebuilds the set
+        from ..io import sha256_file
+
+        cfg_dict["photos_sha256"] = {n: sha256_file(f) for n, (f, _) in user_photos(cfg.photos).items()}
     if reuse and manifest_path.is_file() and info_path.is_file():
         try:
             prev = json.loads(info_path.read_text())
