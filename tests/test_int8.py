@@ -174,6 +174,12 @@ def test_openvino_int8_has_fake_quantize_and_int8_constants(fp32_ir, images, tmp
     # The last MatMul (score projection) is kept float and named in the summary.
     assert any("MatMul" == op.get_type_name() and op.get_friendly_name() in info["kept_float"] for op in model.get_ops())
     assert info["tool"].endswith("accuracy_control" if accuracy_control else "quantize")
+    # The IR describes itself as int8 everywhere it says a precision, the frontend's copy of the fp32
+    # ONNX's metadata ("framework") included.
+    import xml.etree.ElementTree as ET
+
+    precisions = [el.get("value") for el in ET.parse(dst).getroot().find("rt_info").iter("precision")]
+    assert precisions and set(precisions) == {"int8"}, precisions
     # The int8 weights make the .bin much smaller than the fp32 one (the head MatMul stays float).
     assert dst.with_suffix(".bin").stat().st_size < 0.5 * fp32_ir.with_suffix(".bin").stat().st_size
     ref, q = _ov_scores(fp32_ir, images[12:]), _ov_scores(dst, images[12:])

@@ -250,8 +250,9 @@ def _has_fq_upstream(inp, depth: int = 3) -> bool:
 
 
 def _mark_precision(model) -> None:
-    """Where the export stored ``precision`` in rt_info, set it to int8 (the artifact describes itself)."""
-    for path in (["precision"], ["dpiqa_edge", "precision"], ["model_info", "precision"]):
+    """Where the export stored ``precision`` in rt_info, set it to int8 (the artifact describes itself).
+    ``framework`` is where OpenVINO's ONNX frontend copies the source ONNX's metadata (the fp32 graph's)."""
+    for path in (["precision"], ["dpiqa_edge", "precision"], ["model_info", "precision"], ["framework", "precision"]):
         if model.has_rt_info(path):
             model.set_rt_info("int8", path)
 
