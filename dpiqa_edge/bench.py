@@ -139,10 +139,21 @@ def peak_memory(fn: Callable[[], Any], trace_python: bool = True) -> dict[str, A
     return {"python_peak_bytes": None if traced is None else int(traced), "rss_peak_bytes": int(rss), "rss_peak_is": "this call" if reset else "process lifetime"}
 
 
-def machine_facts() -> dict[str, Any]:
-    """CPU model, logical cores, the ISA flags that matter for inference, OS and library versions."""
+def library_versions(names) -> dict[str, str]:
+    """Installed version of each distribution (``not installed`` where it is missing)."""
     from importlib import metadata
 
+    versions = {}
+    for lib in names:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = "not installed"
+    return versions
+
+
+def machine_facts() -> dict[str, Any]:
+    """CPU model, logical cores, the ISA flags that matter for inference, OS and library versions."""
     model, flags = platform.processor() or platform.machine(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -155,12 +166,7 @@ def machine_facts() -> dict[str, Any]:
         pass
     wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
               "amx_bf16", "amx_int8", "neon", "asimd", "asimddp")
-    versions = {}
-    for lib in LIBRARIES:
-        try:
-            versions[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            versions[lib] = "not installed"
+    versions = library_versions(LIBRARIES)
     gpu = None
     if shutil.which("nvidia-smi"):  # no torch import just to name the GPU
         try:

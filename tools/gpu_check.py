@@ -83,6 +83,7 @@ def main() -> int:
 
     import torch
 
+    from dpiqa_edge.bench import library_versions
     from dpiqa_edge.teacher.loading import write_random_sd_folder
     from dpiqa_edge.teacher.prompts import tiny_clip
 
@@ -93,13 +94,8 @@ def main() -> int:
         return 2
     a.work.mkdir(parents=True, exist_ok=True)
     result = {"size": a.size, "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "torch": torch.__version__, "cuda": torch.version.cuda,
-              "python": sys.version.split()[0], "steps": {}}
-    try:
-        from importlib import metadata
-
-        result.update({k: metadata.version(k) for k in ("diffusers", "transformers", "accelerate")})
-    except Exception:  # noqa: BLE001 - facts only
-        pass
+              "python": sys.version.split()[0], "steps": {},
+              **library_versions(("diffusers", "transformers", "accelerate"))}
     log = (a.out.parent / (a.out.stem + ".log")).open("w")
     steps = result["steps"]
 

@@ -21,6 +21,10 @@ from typing import Any
 SIZE = 512
 BATCH = 16  # SPEC's training batch; also the scoring throughput batch below
 KONIQ_TRAIN = 8058  # SPEC: KonIQ-10k's 10,073 images, 80% train
+LABELS = {"forward": "forward (score)", "train": "training step"}
+PRECISION_LABELS = {("forward", "fp32"): "fp32", ("forward", "bf16"): "bf16 autocast",
+                    ("forward", "fp16"): "fp16 autocast", ("train", "fp32"): "fp32 (no mixed precision)",
+                    ("train", "bf16"): "bf16 mixed", ("train", "fp16"): "fp16 mixed (SPEC)"}
 
 
 def build_full_teacher(device: str = "cpu", configs: dict | None = None, prompt_dim: int = 768, **overrides):
@@ -130,16 +134,12 @@ def gpu_facts() -> dict[str, Any]:
 
     import torch
 
+    from ..bench import library_versions
+
     p = torch.cuda.get_device_properties(0)
     facts = {"gpu": p.name, "gpu_memory_gib": round(p.total_memory / 2**30, 1), "sm_count": p.multi_processor_count,
              "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
-             "cpu": platform.processor() or platform.machine()}
-    try:
-        from importlib import metadata
-
-        facts["diffusers"], facts["accelerate"] = metadata.version("diffusers"), metadata.version("accelerate")
-    except Exception:  # noqa: BLE001 - facts only
-        pass
+             "cpu": platform.processor() or platform.machine(), **library_versions(("diffusers", "accelerate"))}
     return facts
 
 
@@ -168,10 +168,7 @@ def bench_teacher_gpu(quick: bool = False):
     for spec in plan:
         print(f"  teacher_gpu: {spec['mode']} {spec['precision']} batch {spec['batch']} ...", flush=True)
         r = _worker(spec)
-        label = {"forward": "forward (score)", "train": "training step"}[spec["mode"]]
-        prec = {"fp32": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[spec["precision"]]
-        if spec["mode"] == "train":
-            prec = {"fp32": "fp32 (no mixed precision)", "bf16": "bf16 mixed", "fp16": "fp16 mixed (SPEC)"}[spec["precision"]]
+        label, prec = LABELS[spec["mode"]], PRECISION_LABELS[spec["mode"], spec["precision"]]
         if "error" in r:
             rows.append([label, prec, spec["batch"], np.nan, np.nan, np.nan, np.nan, np.nan, f"FAILED: {r['error']}"])
             continue
@@ -185,7 +182,7 @@ def bench_teacher_gpu(quick: bool = False):
         params = r["params_trainable"]
     f = gpu_facts()
     notes += [f"Measured on {f['gpu']} ({f['gpu_memory_gib']} GiB, {f['sm_count']} SMs), torch {f['torch']}, CUDA "
-              f"{f['cuda']}, cuDNN {f['cudnn']}, diffusers {f.get('diffusers')}, accelerate {f.get('accelerate')}; "
+              f"{f['cuda']}, cuDNN {f['cudnn']}, diffusers {f['diffusers']}, accelerate {f['accelerate']}; "
               f"host CPU {f['cpu']}. Not this file's CPU machine.",
               f"Full SD-1.5-size teacher, random init (no SD weights offline), {SIZE}x{SIZE} input, "
               f"{(params or 0) / 1e6:,.1f}M trainable parameters (UNet + T2I adapter + text adapter + QFD); VAE frozen.",
