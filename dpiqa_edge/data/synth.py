@@ -272,9 +272,8 @@ class SynthConfig:
         unknown = [d for d in self.distortions if d not in DISTORTIONS]
         if unknown:
             raise ConfigError(f"synth: unknown distortion(s) {', '.join(unknown)}; valid: {', '.join(DISTORTIONS)}")
-        known = set(COLOUR_SCENES) | set(GREY_SCENES) | (set(user_photos(self.photos)) if self.photos else set())
-        if any(s not in known for s in self.scenes):
-            raise ConfigError(f"synth: unknown scene(s) in {self.scenes}; valid: {', '.join(known)}")
+        if not self.photos:  # with the user's photos, plan() checks the names once it has read them
+            _check_scene_names(self.scenes, set(COLOUR_SCENES) | set(GREY_SCENES))
         if self.size < 48:
             raise ConfigError(f"synth: size must be >= 48 (3 SSIM scales of an 11-px window), got {self.size}")
         if (not 1 <= self.levels <= 5 or self.crops_per_photo < 1 or self.grey_crops < 1 or self.max_scenes < 0
@@ -363,6 +362,11 @@ def _pool(workers: int):
         yield pool
 
 
+def _check_scene_names(wanted, known: set[str]) -> None:
+    if any(s not in known for s in wanted):
+        raise ConfigError(f"synth: unknown scene(s) in {tuple(wanted)}; valid: {', '.join(sorted(known))}")
+
+
 def plan(cfg: SynthConfig) -> tuple[list, list, dict[str, str], list]:
     """What a build will make, without making it: (scenes, references, scene -> split, jobs), where a job
     is (reference, distortion, level) and a reference is (scene, name, rgb, is_grey)."""
@@ -371,6 +375,7 @@ def plan(cfg: SynthConfig) -> tuple[list, list, dict[str, str], list]:
     extra = user_photos(cfg.photos) if cfg.photos else {}
     colour = set(COLOUR_SCENES) | {n for n, (_, g) in extra.items() if not g}
     grey_names = set(GREY_SCENES) | {n for n, (_, g) in extra.items() if g}
+    _check_scene_names(cfg.scenes, colour | grey_names)
     scenes = list(COLOUR_SCENES.items()) + (list(GREY_SCENES.items()) if cfg.include_grey else [])
     keep = (lambda name: name in cfg.scenes) if cfg.scenes else (lambda name: True)
     scenes = [(s, p) for s, p in scenes if keep(s)]
