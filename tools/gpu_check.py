@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 
-def _run(name: str, args: list[str], log, timeout: float, save=None) -> dict:
+def _run(name: str, args: list[str], log, timeout: float, save) -> dict:
     cmd = [sys.executable, "-m", "dpiqa_edge.cli", *args]
     print(f"[gpu_check] {name}: dpiqa-edge {' '.join(args)}", flush=True)
     t0 = time.perf_counter()
@@ -46,8 +46,7 @@ def _run(name: str, args: list[str], log, timeout: float, save=None) -> dict:
     tail = [ln for ln in out.replace("\r", "\n").splitlines() if ln.strip()][-6:]
     print(f"[gpu_check] {name}: rc {rc} in {seconds:.1f} s", flush=True)
     step = {"rc": rc, "seconds": round(seconds, 1), "tail": tail}
-    if save is not None:
-        save(name, step)  # the summary on disk after every step: a check cut off by its time limit still reports
+    save(name, step)  # into the summary, written after every step: a check cut off by its time limit still reports
     return step
 
 
@@ -93,8 +92,8 @@ def main() -> int:
         print("gpu_check: no CUDA GPU here; this check exists for GPU machines (the CPU road is `make test`/`make demo`)")
         return 2
     a.work.mkdir(parents=True, exist_ok=True)
-    result = {"size": a.size, "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "torch": torch.__version__, "cuda": torch.version.cuda,
-              "python": sys.version.split()[0], "steps": {},
+    result = {"size": a.size, "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+              "torch": torch.__version__, "cuda": torch.version.cuda, "python": sys.version.split()[0], "steps": {},
               **library_versions(("diffusers", "transformers", "accelerate"))}
     log = (a.out.parent / (a.out.stem + ".log")).open("w")
     steps = result["steps"]
@@ -116,16 +115,15 @@ def main() -> int:
     save("random weights", {"rc": 0, "seconds": round(time.perf_counter() - t0, 1), "sd_folder_gb": round(size / 1e9, 2)})
     # 2. data
     data = a.work / "data"
-    steps["data synth"] = _run("data synth", ["data", "synth", "--out", str(data), "--quiet"], log, a.timeout, save)
+    synth = _run("data synth", ["data", "synth", "--out", str(data), "--quiet"], log, a.timeout, save)
     subset = data / "gpu_subset.csv"
-    result["subset_rows"] = _subset(data / "manifest.csv", subset, a.train_rows) if steps["data synth"]["rc"] == 0 else {}
+    result["subset_rows"] = _subset(data / "manifest.csv", subset, a.train_rows) if synth["rc"] == 0 else {}
     # 3. train one epoch, then resume into a second
     teacher = a.work / "teacher"
     train = ["teacher", "train", "--data", str(subset), "--out", str(teacher), "--sd-path", str(sd), "--clip-path",
              str(clip), "--config", a.config]
-    steps["teacher train (epoch 1)"] = _run("teacher train (epoch 1)", train + ["--epochs", "1"], log, a.timeout, save)
-    steps["teacher train (resume, epoch 2)"] = _run("teacher train (resume, epoch 2)", train + ["--epochs", "2"], log,
-                                                     a.timeout, save)
+    _run("teacher train (epoch 1)", train + ["--epochs", "1"], log, a.timeout, save)
+    _run("teacher train (resume, epoch 2)", train + ["--epochs", "2"], log, a.timeout, save)
     if (teacher / "history.json").is_file():
         result["history"] = json.loads((teacher / "history.json").read_text())
     log_text = (a.out.parent / (a.out.stem + ".log")).read_text()
@@ -133,8 +131,8 @@ def main() -> int:
     result["resumed"] = "resuming from" in second and "epoch 1/2" not in second
     # 4. score
     targets = a.work / "targets"
-    steps["teacher score"] = _run("teacher score", ["teacher", "score", "--teacher", str(teacher), "--data", str(subset),
-                                                    "--out", str(targets), "--batch-size", "16", "--quiet"], log, a.timeout, save)
+    _run("teacher score", ["teacher", "score", "--teacher", str(teacher), "--data", str(subset), "--out", str(targets),
+                           "--batch-size", "16", "--quiet"], log, a.timeout, save)
     if (targets / "index.json").is_file():
         index = json.loads((targets / "index.json").read_text())
         result["targets_index"] = {k: v for k, v in index.items() if k != "shards"}
