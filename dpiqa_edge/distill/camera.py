@@ -44,7 +44,7 @@ def _student() -> StudentConfig:
 
 
 def _loop() -> LoopConfig:
-    return LoopConfig(epochs=12, batch_size=6, lr=3e-4, milestones=(8, 11), gamma=0.3, best_metric="camera")
+    return LoopConfig(epochs=4, batch_size=6, lr=3e-4, milestones=(3,), gamma=0.3, best_metric="camera")
 
 
 @dataclass
@@ -63,6 +63,8 @@ class CameraConfig:
     levels_per_distortion: int = 3
     groups_per_photo: int = 6  #: items per epoch = training photos x this
     extra_distortions: bool = True  #: also train on defocus blur (never reported)
+    #: relative sampling weight of a distortion in the groups (default 1 each): the hard ones more often
+    distortion_weights: dict[str, float] = field(default_factory=dict)
     w_reg: float = 1.0  #: weight of MSE(score/100, target/100)
     w_rank: float = 1.0  #: weight of the within-group hinge
     rank_margin: float = 0.5  #: hinge margin = rank_margin x (target gap / 100)
@@ -76,6 +78,12 @@ class CameraConfig:
         lo, hi = self.frame_short_side
         if not 32 <= lo <= hi:
             raise ConfigError(f"camera: frame_short_side {self.frame_short_side} must be 32 <= lo <= hi")
+        from ..data import camera
+
+        unknown = sorted(set(self.distortion_weights) - set(camera.ALL_DISTORTIONS))
+        if unknown or any(w <= 0 for w in self.distortion_weights.values()):
+            raise ConfigError(f"camera: distortion_weights must name distortions of {sorted(camera.ALL_DISTORTIONS)} "
+                              f"with weights > 0 (got {self.distortion_weights})")
         if self.window and self.window > self.student.input_size:
             raise ConfigError(f"camera: window {self.window} exceeds the input size {self.student.input_size}")
         self.frame_short_side = (int(lo), int(hi))
@@ -93,6 +101,8 @@ class CameraGroups(torch.utils.data.Dataset):
 
         self.photos, self.cfg, self.pre = photos, cfg, preprocess
         self.names = list(camera.ALL_DISTORTIONS if cfg.extra_distortions else camera.DISTORTIONS)
+        w = np.array([cfg.distortion_weights.get(n, 1.0) for n in self.names])
+        self.p = w / w.sum()
 
     def __len__(self) -> int:
         return len(self.photos) * self.cfg.groups_per_photo
@@ -104,7 +114,7 @@ class CameraGroups(torch.utils.data.Dataset):
         rng = np.random.default_rng(np.random.randint(0, 2**31 - 1))
         frame = camera.random_frame(self.photos[i % len(self.photos)], rng, cfg.frame_short_side)
         images, dist, level = [frame], [-1], [0.0]
-        for d in rng.choice(len(self.names), cfg.distortions_per_group, replace=False):
+        for d in rng.choice(len(self.names), cfg.distortions_per_group, replace=False, p=self.p):
             seed = int(rng.integers(2**31))  # one motion direction / noise field per distortion: a ladder
             for lv in np.sort(rng.uniform(0.5, 5.0, cfg.levels_per_distortion)):
                 images.append(camera.apply(frame, self.names[d], float(lv), np.random.default_rng(seed)))
