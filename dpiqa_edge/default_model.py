@@ -112,7 +112,8 @@ def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False
     # 4. The report on the held-out test ladders: every variant, BRISQUE and NIQE, camera metrics.
     stages.run("report (held-out test ladders)", report_dir / "report.json",
                lambda: make_report(manifest, None, list(exports.values()), report_dir, split="test",
-                                   parent=exports["onnx-fp32"], raise_on_gate=False, batch_size=8))
+                                   parent=exports["onnx-fp32"], raise_on_gate=False, batch_size=8,
+                                   n_boot=400))
     report = read_json(report_dir / "report.json")
 
     # 5. The card, then (optionally) install into the package.
@@ -193,8 +194,8 @@ def default_model(out_dir: str, config_file: str | None, cache: str | None, inst
     summary = build(out, cfg, cache=cache, install=install, console=console)
     for name, m in summary["camera"].items():
         g = m["gate"] or {}
-        console.print(f"{name:28s} mean tau {m['mean_tau']:.3f}  AUC {m['auc']:.3f}"
-                      + (f"  kept {g['keep_pristine']:.0%} / flagged L4 {g['flag_level4']:.0%} L5 {g['flag_level5']:.0%}"
+        console.print(f"{name:18s} tau {m['mean_tau']:.3f}  AUC {m['auc']:.3f}"
+                      + (f" kept {g['keep_pristine']:.0%} flag L4 {g['flag_level4']:.0%} L5 {g['flag_level5']:.0%}"
                          if g else ""))
     console.print(f"report: {summary['report']}\ncard:   {out / 'MODEL_CARD.md'}"
                   + (f"\ninstalled into {summary['installed']}" if install else ""))

@@ -21,6 +21,16 @@ def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
 
+def _shown(path: Path) -> str:
+    """A path as a reader should type it: relative to the repository when it is inside it."""
+    from ..demo import CONFIG_DIR
+
+    try:
+        return str(Path(path).resolve().relative_to(CONFIG_DIR.parent))
+    except ValueError:
+        return str(path)
+
+
 def default_card(report: dict[str, Any], cfg, gate: dict[str, Any], config_file: Path, out_dir: Path) -> str:
     from ..data import photos as pool
     from ..data.camera import DISTORTIONS, LEVEL_SCORES
@@ -89,7 +99,7 @@ def default_card(report: dict[str, Any], cfg, gate: dict[str, Any], config_file:
         "opinion was not measured offline.",
         "- Photos are consumer snapshots, wallpapers and sample images; a few are small (400-450 px short side).",
         "", "## Rebuild", "",
-        "```bash", f"dpiqa-edge default-model --out {out_dir} --install   # recipe: {config_file}", "```",
+        "```bash", f"dpiqa-edge default-model --out {out_dir} --install   # recipe: {_shown(config_file)}", "```",
         "The full report (every variant, BRISQUE and NIQE, plots): `report/index.html` of that folder.",
     ]
     return "\n".join(lines) + "\n"
