@@ -34,8 +34,6 @@ class StudentConfig:
     weights: str | None = None  #: local backbone weights file (.safetensors or .pth, weights_only) for paper/timm
     resample: str = "bilinear"  #: Pillow resize filter of the preprocessing
     widths: dict[str, list[int]] | None = None  #: pruned layer shapes (module name -> weight shape), set by pruning
-    #: pool head also reads global tone statistics of the image (luminance histogram, blown/crushed shares)
-    tone: bool = False
 
     def __post_init__(self):
         if self.name not in ("paper", "lite0") and not (self.name.startswith("timm:") and len(self.name) > 5):

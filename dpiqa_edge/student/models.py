@@ -80,37 +80,15 @@ class PoolHead(nn.Module):
     Args:
         channels: C of the backbone map (the 8 map channels are added).
         hidden: hidden width.
-        extra: width of extra per-image features concatenated to the pooled ones (:func:`tone_stats`).
     """
 
-    def __init__(self, channels: int, hidden: int = 128, extra: int = 0):
+    def __init__(self, channels: int, hidden: int = 128):
         super().__init__()
-        self.fc1, self.fc2 = nn.Linear(channels + 8 + extra, hidden), nn.Linear(hidden, 1)
+        self.fc1, self.fc2 = nn.Linear(channels + 8, hidden), nn.Linear(hidden, 1)
 
-    def forward(self, feats, qmap, extra=None):
-        parts = [feats.mean(dim=(2, 3)), qmap.mean(dim=(2, 3))] + ([extra] if extra is not None else [])
-        return self.fc2(F.relu(self.fc1(torch.cat(parts, dim=1)))).squeeze(1)
-
-
-TONE_BINS = 8
-TONE_FEATURES = TONE_BINS + 4
-
-
-def tone_stats(x: torch.Tensor) -> torch.Tensor:
-    """Global tone statistics of a 0..1 RGB batch -> N x ``TONE_FEATURES``: a soft 8-bin histogram of
-    luminance (triangular bins), the share of blown (max channel > 0.94) and crushed (< 0.06) pixels (soft
-    ramps), the mean and the spread of luminance. A CNN's pooled features see texture well and tone only
-    indirectly; a camera's exposure and contrast failures are tone. Static, data-independent shapes and
-    plain elementwise ops: every export target runs them as is."""
-    lum = x.mean(dim=1, keepdim=True)
-    mx = x.amax(dim=1, keepdim=True)
-    centres = torch.linspace(0.0, 1.0, TONE_BINS, dtype=x.dtype, device=x.device).view(1, TONE_BINS, 1, 1)
-    hist = torch.clamp(1.0 - (lum - centres).abs() * (TONE_BINS - 1), 0.0, 1.0).mean(dim=(2, 3))
-    blown = torch.clamp((mx - 0.94) / 0.06, 0.0, 1.0).mean(dim=(2, 3))
-    crushed = torch.clamp((0.06 - mx) / 0.06, 0.0, 1.0).mean(dim=(2, 3))
-    mean = lum.mean(dim=(2, 3))
-    spread = torch.sqrt(F.relu((lum * lum).mean(dim=(2, 3)) - mean * mean) + 1e-6)
-    return torch.cat([hist, blown, crushed, mean, spread], dim=1)
+    def forward(self, feats, qmap):
+        pooled = torch.cat([feats.mean(dim=(2, 3)), qmap.mean(dim=(2, 3))], dim=1)
+        return self.fc2(F.relu(self.fc1(pooled))).squeeze(1)
 
 
 class Student(nn.Module):
@@ -129,11 +107,8 @@ class Student(nn.Module):
     """
 
     def __init__(self, backbone: Backbone, map_size: int, head: str, head_hidden: int, map_branch: str,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD, tone: bool = False):
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
         super().__init__()
-        if tone and head != "pool":
-            raise ConfigError("student: tone statistics need the pool head")
-        self.tone = bool(tone)
         c = backbone.channels
         self.backbone, self.map_size = backbone, int(map_size)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
@@ -142,8 +117,7 @@ class Student(nn.Module):
             self.map_branch = nn.ConvTranspose2d(c, 8, kernel_size=3, stride=2, padding=1, output_padding=1)
         else:
             self.map_branch = nn.Conv2d(c, 8, kernel_size=3, padding=1)
-        self.head = (MLPHead(8 * self.map_size ** 2, head_hidden) if head == "mlp"
-                     else PoolHead(c, head_hidden, TONE_FEATURES if self.tone else 0))
+        self.head = MLPHead(8 * self.map_size ** 2, head_hidden) if head == "mlp" else PoolHead(c, head_hidden)
         # Start the score mid-scale (50) so early MSE gradients are small and balanced.
         last = self.head.fc3 if head == "mlp" else self.head.fc2
         nn.init.zeros_(last.weight)
@@ -182,14 +156,12 @@ class Student(nn.Module):
         """``x`` N x 3 x H x W in 0..1 -> (score N, quality map N x 8 x m x m). With ``start_stage`` > 0,
         ``x`` is instead the output of :meth:`prefix` for that many stages (training from a cache)."""
         if start_stage:
-            if self.tone:
-                raise ConfigError("student: tone statistics need the image, not a cached prefix")
             feats = self.backbone.tail(x, start_stage)
         else:
             feats = self.backbone((x - self.mean) / self.std)
         qmap = F.relu(self.map_branch(feats))
         qmap = F.interpolate(qmap, size=(self.map_size, self.map_size), mode="bilinear", align_corners=False)
-        score = 100.0 * (self.head(feats, qmap, tone_stats(x)) if self.tone else self.head(feats, qmap))
+        score = 100.0 * self.head(feats, qmap)
         if not self.training:
             score = score.clamp(0.0, 100.0)
         return score, qmap
@@ -223,7 +195,7 @@ def _build_lite0(cfg: StudentConfig) -> Student:
         raise ConfigError("student lite0: uses the bundled ImageNet weights; give weights via timm:NAME instead")
     model = build_lite0_classifier(pretrained=bool(cfg.pretrained), num_classes=0, global_pool="")
     return Student(Backbone(model, "forward_features", model.num_features), cfg.map_size, cfg.head,
-                   cfg.head_hidden, cfg.map_branch, LITE0_MEAN, LITE0_STD, tone=cfg.tone)
+                   cfg.head_hidden, cfg.map_branch, LITE0_MEAN, LITE0_STD)
 
 
 def _build_timm(cfg: StudentConfig) -> Student:
@@ -237,7 +209,7 @@ def _build_timm(cfg: StudentConfig) -> Student:
     except (RuntimeError, FileNotFoundError, OSError) as exc:
         raise ModelLoadError(f"student {cfg.name}: cannot build ({exc})") from None
     return Student(Backbone(model, "features_only", model.feature_info.channels()[-1]), cfg.map_size,
-                   cfg.head, cfg.head_hidden, cfg.map_branch, *_norm(model), tone=cfg.tone)
+                   cfg.head, cfg.head_hidden, cfg.map_branch, *_norm(model))
 
 
 BUILDERS = {"paper": _build_paper, "lite0": _build_lite0, "timm": _build_timm}
