@@ -126,7 +126,9 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
             accuracy_control = max_srcc_drop is not None
         if target == "openvino" and accuracy_control and val is not None:
             settings.extra["int8"].setdefault("max_srcc_drop", max_srcc_drop)
-            settings.extra["int8"].setdefault("val", val)
+        # held-out val images (never test): NNCF's accuracy control, and OpenVINO's choice of precision
+        # for the ops it leaves float (rank agreement with the float parent on them)
+        settings.extra["int8"].setdefault("val", val)
 
     # 4. The metadata every copy carries.
     meta = card.build_metadata(student=student, target=target, precision=precision, preprocessing=pre.to_dict(),
@@ -147,6 +149,8 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
         t1 = time.perf_counter()
         artifact, info = module.convert(deploy, settings, tmp, encode_metadata(meta), calib=calib_arrays,
                                         val=settings.extra["int8"].pop("val", None))
+        if "runtime_options" in info:  # options the target wrote into the artifact for the loader to apply
+            meta["runtime_options"] = info["runtime_options"]
         t_convert = time.perf_counter() - t1
         t1 = time.perf_counter()
         backend = load_backend(artifact)
