@@ -174,6 +174,9 @@ def _runtime_lines(record: dict[str, Any]) -> list[str]:
                   + kernel_summary(kernels) + f". Float Conv kernels: {kernels['float_convs']}, of which "
                   f"{kept} kept float on purpose (the export's kept_float); any other would be a convolution "
                   "ORT could not fuse, run in float between a dequantize and a quantize.", ""]
+    for attempt in conv.get("int8_attempts") or []:
+        lines += [f"**Tried first** (faster): `{json.dumps(attempt['options'])}`, rejected by the accuracy gate: "
+                  f"{attempt['accuracy_gate']['reason']}. This artifact is the next, safer setting.", ""]
     rest = (conv.get("quantization") or {}).get("float_rest")
     if rest:
         lines += [f"**Float ops (OpenVINO).** The ops NNCF left float run at {rest['chosen_label']}: "

@@ -49,6 +49,9 @@ from .calib import as_batches, to_raw
 
 METHODS = ("minmax", "entropy", "percentile")
 ACTIVATIONS = ("uint8", "int8")
+#: ``float_first_convs`` the export tries, fastest first, keeping the first that passes the accuracy gate
+#: (``export._int8_rungs`` says why these two)
+FLOAT_FIRST_CONVS_LADDER = (3, 6)
 #: the session options INT8 artifacts are judged and benchmarked with, recorded in their metadata and
 #: applied by the shared loader: ORT's default level, named so an app that lowers it (QDQ fusion needs
 #: at least ORT_ENABLE_EXTENDED, the NCHWc float layout ORT_ENABLE_ALL) can see what it gives up
@@ -189,6 +192,9 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
             the rank agreement with the float parent from 0.963 to 0.979 and the SRCC drop from 0.061 to
             -0.005; 3 -> 6 on the demo's Lite0 (320 images) from 0.990 to 0.996 and 0.016 (over the 0.01
             budget) to -0.002, for 7 kB. OpenVINO's NNCF path passed its gate with 3 and keeps that.
+            ``export_model`` tries 3 first and falls back to 6 when the gate fails
+            (:data:`FLOAT_FIRST_CONVS_LADDER`): on x86 those full-resolution layers also run faster as
+            float than in ORT's int8 kernels, so 3 is the faster setting.
         chunk: images per histogram collection round for entropy/percentile (memory bound).
         max_images: cap on calibration images (default: all for minmax, ``HIST_MAX_IMAGES`` otherwise).
         activations: ``uint8`` (default: U8S8, what ORT fuses into integer kernels on every CPU; module doc)
