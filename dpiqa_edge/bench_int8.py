@@ -70,14 +70,17 @@ def pair_plan(models: dict[str, dict[str, Any]], threads: int, phone_env: dict[s
             spec = {"kind": "pair", "fp32": str(ex[(target, "fp32")]), "int8": str(ex[(target, "int8")]), **reps}
             if target == "openvino":  # both at the plugin's default: the fp32 IR as it runs unless pinned,
                 spec["fp32_hint"] = "default"  # the INT8 IR as the runtime loads it (its recorded float precision)
-            settings = [(threads, None, "all cores" if threads > 1 else "1 thread")]
-            if threads > 1 or target == "openvino":  # ORT at 1 thread is the main setting already
-                env = phone_env if target == "openvino" else None
-                cap = ", ONEDNN_MAX_CPU_ISA=AVX2" if target == "openvino" else " (ORT ignores oneDNN's ISA cap)"
-                settings.append((1, env, f"phone-like: 1 thread{cap}"))
-            for n, env, how in settings:
+            settings = [(threads, None, "all cores" if threads > 1 else "1 thread", {})]
+            if target == "openvino":
+                # under the AVX2 cap the plugin still reports bf16 as its default (read from cpuid) and
+                # oneDNN crashes on it; an AVX2-only CPU's default is f32, so both run f32 there
+                settings.append((1, phone_env, "phone-like: 1 thread, ONEDNN_MAX_CPU_ISA=AVX2, f32",
+                                 {"fp32_hint": "f32", "int8_hint": "f32"}))
+            elif threads > 1:  # ORT at 1 thread is the main setting already
+                settings.append((1, None, "phone-like: 1 thread (ORT ignores oneDNN's ISA cap)", {}))
+            for n, env, how, hints in settings:
                 facts = {"model": label, "size": m["size"], "backend": backend, "threads": n, "how": how}
-                plan.append((facts, {**spec, "threads": n}, env))
+                plan.append((facts, {**spec, **hints, "threads": n}, env))
     return plan
 
 
@@ -96,9 +99,9 @@ def int8_section(results: list[tuple[dict[str, Any], dict[str, Any]]], Section) 
     notes = [
         "fp32 and INT8 of one model in ONE process through the runtime's loader, timed round-robin (3 calls of "
         "each in turn per round), batch 1 on a package photo: load from other processes hits both alike.",
-        "OpenVINO: the fp32 IR at the plugin's default precision (bf16 on AVX-512-BF16/AMX CPUs, f32 under the "
-        "AVX2 cap), the INT8 IR as the runtime loads it: int8 kernels, the ops NNCF left float at the precision "
-        "recorded in the IR (runtime_options; the plugin's default when none).",
+        "OpenVINO: the fp32 IR at the plugin's default precision (bf16 on AVX-512-BF16/AMX CPUs), the INT8 IR as "
+        "the runtime loads it: int8 kernels, the ops NNCF left float at the precision recorded in the IR "
+        "(runtime_options; the plugin's default when none). Phone-like: both f32, an AVX2-only CPU's default.",
         "onnxruntime: the session options recorded in the artifact (runtime_options); its kernels per artifact: "
         "the next table.",
         "Students untrained (latency does not depend on weights); the accuracy gate judges trained INT8 "

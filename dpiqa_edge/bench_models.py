@@ -122,7 +122,7 @@ def resolve_checkpoint(student: str) -> Path | None:
     return path if (path / "config.json").is_file() and (path / "model.safetensors").is_file() else None
 
 
-def build_students(root: Path, quick: bool, log, models=MODELS) -> dict[str, tuple[Path, int, BenchModel]]:
+def build_students(root: Path, quick: bool, log, models=None) -> dict[str, tuple[Path, int, BenchModel]]:
     """Student checkpoints under ``root`` for every model line: label -> (folder, input size, line).
     A checkpoint line whose folder does not exist is skipped with a printed reason."""
     from .quantize.prune import prune_model
@@ -131,7 +131,7 @@ def build_students(root: Path, quick: bool, log, models=MODELS) -> dict[str, tup
     from .student.widths import record_widths
 
     out: dict[str, tuple[Path, int, BenchModel]] = {}
-    for m in models:
+    for m in MODELS if models is None else models:
         if quick and not m.quick:
             continue
         if m.student not in ("lite0", "lite0-pruned50", "paper"):
@@ -427,7 +427,8 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
         "Latency does not depend on weight values; INT8 calibrated on 8 package photos (ranges only).",
         f"OpenVINO: 'f32 pinned' sets INFERENCE_PRECISION_HINT=f32; its own default on this CPU is {ov_default} "
         "(read from the plugin), shown as a separate row. INT8 rows: int8 kernels, the ops left float at the hint "
-        "(the runtime runs INT8 IRs at the plugin's default, as their accuracy gate judged them).",
+        "(the runtime runs an INT8 IR's float ops at the precision its export measured and recorded, as its "
+        "accuracy gate judged it: one of these two rows).",
         "Other engineers share these 2 cores during this run: expect noise of tens of percent between rows; "
         "'CPU ms/call' (this process, all threads) is the steadier cost where wall time is inflated by waiting.",
         "paper (B7) rows: 3 timed calls after 1 warm-up and no batch sweep (each call takes seconds here); "
