@@ -13,11 +13,12 @@ function hands NNCF each image's score as its "output" and NNCF ranks layers by 
 The score head's last linear layer(s) stay float (NNCF ``IgnoredScope``) and are listed in the result.
 
 The ops left float (that head, any early convolutions kept float, the quality map's Interpolate) run at
-the CPU plugin's inference precision: bf16 by default on AVX-512-BF16 / AMX CPUs. bf16 keeps 8 bits of
-mantissa, so a score of ~50 leaves the head in steps of 0.25 and near-equal images swap ranks (the demo's
-Lite0 INT8 agreed with its float parent at SRCC 0.986 with a bf16 head). :func:`choose_float_precision`
-measures the saved IR both ways on held-out images (rank agreement with the fp32 IR, and speed) and the
-export records the choice in the IR's ``runtime_options``, which the runtime loader applies.
+the CPU plugin's inference precision: bf16 by default on AVX-512-BF16 / AMX CPUs, whose 8-bit mantissa
+(a relative step of 0.4%) can be coarser than the int8 grid of the layers around them (the demo's Lite0
+INT8 agreed with its float parent at SRCC 0.986 with its float ops in bf16). Whether that costs ranking
+depends on the model, so :func:`choose_float_precision` measures the saved IR both ways on held-out
+images (rank agreement with the fp32 IR, and speed) and the export records the choice in the IR's
+``runtime_options``, which the runtime loader applies.
 """
 
 from __future__ import annotations
