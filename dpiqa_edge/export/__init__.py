@@ -74,11 +74,9 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
                                    image_input=image_input, min_deployment_target=min_deployment_target, opset=opset,
                                    max_srcc_drop=max_srcc_drop, compression=compression).items() if v != _DEFAULTS[k]}
     spec = check_options(target, precision, given)
-    if model_dir is None:
-        model_dir = newest_student()
-        say(f"export: --model not given; using the newest student under ./runs/: {model_dir}")
-    model_dir = Path(model_dir)
-    out = Path(out_dir) if out_dir is not None else default_out_dir(model_dir, target, precision, compression=compression)
+    model_dir, name = _find_model(model_dir, say)
+    out = (Path(out_dir) if out_dir is not None
+           else default_out_dir(model_dir, target, precision, compression=compression, name=name))
 
     # 2. Load the student and the settings it exports with.
     from ..student import load_student
@@ -111,7 +109,8 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
 
     ref = torch_outputs(model, x, batch=1)  # batch 1, as the artifact runs: torch's own kernels vary with N
     source_sha256 = sha256_file(model_dir / "model.safetensors")
-    threshold = card.calibrate_threshold(model, pre, manifest, x, source_sha256)
+    threshold = card.calibrate_threshold(model, pre, manifest, x, source_sha256,
+                                         recorded=(config.get("provenance") or {}).get("gate"))
     calib_arrays, val = None, None
     lossy = precision == "int8" or compression is not None  # judged by the SRCC gate, not a tolerance
     test = None
@@ -192,6 +191,28 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
     verdict = "passed" if par["passed"] else "measured; " + str((gate or {}).get("reason") or "no gate data")
     say(f"export: wrote {out} ({record['size_bytes'] / 1e6:.1f} MB, parity {par['label']} {verdict})")
     return out
+
+
+def _find_model(model_dir, say) -> tuple[Path, str | None]:
+    """``--model``: a folder; ``default`` = the shipped float checkpoint; omitted = the newest student under
+    ./runs/, else the shipped default. Returns (folder, name for the default export folder or None)."""
+    from .. import models
+    from ..errors import ModelLoadError
+
+    if model_dir == models.NAME:
+        return Path(models.default_student()), models.NAME
+    if model_dir is not None:
+        return Path(model_dir), None
+    try:
+        found = newest_student()
+    except ModelLoadError:
+        if not models.has_default():
+            raise
+        say(f"export: --model not given and no student under ./runs/; using the shipped default model "
+            f"({models.default_student()})")
+        return Path(models.default_student()), models.NAME
+    say(f"export: --model not given; using the newest student under ./runs/: {found}")
+    return found, None
 
 
 def _deploy_form(model):

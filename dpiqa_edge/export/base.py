@@ -159,7 +159,8 @@ def newest_student(runs: str | os.PathLike = "runs") -> Path:
 
 
 def default_out_dir(model_dir: Path, target: str, precision: str, root: str | os.PathLike = "exports",
-                    compression: str | None = None) -> Path:
-    """``./exports/<model>-<target>-<precision>[-<compression>]/`` (DESIGN.md)."""
+                    compression: str | None = None, name: str | None = None) -> Path:
+    """``./exports/<model>-<target>-<precision>[-<compression>]/`` (DESIGN.md); ``name`` replaces the
+    model folder's name (the shipped default model's folder is called ``student``)."""
     suffix = f"-{compression}" if compression else ""
-    return Path(root) / f"{Path(model_dir).resolve().name}-{target}-{precision}{suffix}"
+    return Path(root) / f"{name or Path(model_dir).resolve().name}-{target}-{precision}{suffix}"

@@ -8,6 +8,9 @@ student's own training manifest when its config names one):
   median ("retake") from those at or above it, maximising balanced accuracy (Youden's J) over the
   midpoints between sorted scores;
 * unlabelled val images: the 25th percentile of their scores (keep the best three quarters);
+* camera ladder val images (``data camera``: photos at levels 0-5 of each distortion): the threshold that
+  best separates the pristine photos ("keep") from their level >= 4 versions ("retake"), maximising
+  Youden's J, at the centre of the interval of thresholds that reach it (the widest margin on both sides);
 * no val split at all: the 25th percentile of the scores of the package photos used for parity,
   recorded as ``uncalibrated``.
 """
@@ -46,17 +49,39 @@ def gate_threshold(scores: np.ndarray, mos: np.ndarray | None) -> tuple[float, s
     return float(np.percentile(scores, 25)), "25th percentile of val scores (no MOS)"
 
 
+def ladder_threshold(scores: np.ndarray, levels: np.ndarray, severe: int = 4) -> tuple[float, str]:
+    """Camera ladders: pristine (level 0) kept, level >= ``severe`` retaken (see module docstring)."""
+    scores, levels = np.asarray(scores, np.float64), np.asarray(levels)
+    good, bad = scores[levels == 0], scores[levels >= severe]
+    s = np.sort(np.unique(np.concatenate([good, bad])))
+    cands = np.concatenate([[s[0] - 1.0], (s[:-1] + s[1:]) / 2, [s[-1] + 1.0]])
+    j = np.array([np.mean(good >= t) + np.mean(bad < t) - 1 for t in cands])
+    best = np.flatnonzero(j == j.max())
+    lo, hi = cands[best[0]], cands[best[-1]]
+    # Every threshold strictly between the scores around [lo, hi] decides the same: take that gap's centre.
+    below = s[s < lo].max() if (s < lo).any() else lo
+    above = s[s > hi].min() if (s > hi).any() else hi
+    t = float((below + above) / 2)
+    return t, (f"val camera ladders: best separation of {good.size} pristine from {bad.size} level>={severe} images "
+               f"(Youden J {j.max():.3f}; kept {np.mean(good >= t):.1%}, flagged {np.mean(bad < t):.1%})")
+
+
 _CACHE: dict[tuple, dict[str, Any]] = {}  # (source sha256, manifest, mtime, size) -> result: one per student per process
 
 
 def calibrate_threshold(model, preprocess, manifest: str | None, photos_x: np.ndarray,
-                        source_sha256: str = "") -> dict[str, Any]:
+                        source_sha256: str = "", recorded: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score the val split with the torch model and apply :func:`gate_threshold`.
 
+    With no manifest, a threshold the student's own checkpoint records (``recorded``: the shipped default
+    model's, calibrated on its val camera ladders when it was built) is used as is.
     The result depends only on the student, the manifest and the input size, so it is computed once per
     process (the demo exports each student to several targets and precisions).
     """
     import os
+
+    if manifest is None and recorded and recorded.get("threshold") is not None:
+        return {**recorded, "rule": f"recorded in the student's checkpoint: {recorded.get('rule', '')}".rstrip(": ")}
 
     key = (source_sha256, str(manifest), os.path.getmtime(manifest) if manifest else 0.0, tuple(preprocess.size))
     if source_sha256 and key in _CACHE:
@@ -73,7 +98,14 @@ def _calibrate(model, preprocess, manifest: str | None, photos_x: np.ndarray) ->
     if manifest is not None:
         from ..data.manifest import read_manifest, sample_rows
 
-        val = sample_rows(read_manifest(manifest).split("val"), VAL_CAP)
+        rows = read_manifest(manifest).split("val")
+        if rows and all(r.level is not None for r in rows) and any(r.level == 0 for r in rows):
+            val = [r for r in rows if r.level == 0 or r.level >= 4]  # camera ladders: pristine vs severe
+            scores = torch_outputs(model, preprocess.batch([r.abspath for r in val]))[0]
+            t, rule = ladder_threshold(scores, np.array([r.level for r in val]))
+            return {"threshold": round(t, 3), "rule": rule, "n_val": len(val), "manifest": str(manifest),
+                    "calibrated": True}
+        val = sample_rows(rows, VAL_CAP)
         if val:
             scores = torch_outputs(model, preprocess.batch([r.abspath for r in val]))[0]
             labelled = all(r.mos is not None for r in val)

@@ -18,6 +18,7 @@ def _epilog() -> str:
             "Out of tolerance -> exit 2 and no export folder. int8 also runs the SRCC gate (exit 1 when exceeded).\n\n"
             "\b\nExamples:\n"
             "  dpiqa-edge export --target onnx                       # newest student under ./runs/\n"
+            "  dpiqa-edge export --target coreml --model default     # the shipped camera-check model\n"
             "  dpiqa-edge export --target coreml --precision fp16 --image-input\n"
             "  dpiqa-edge export --target openvino --precision int8 --calib data/manifest.csv --parity-data data/manifest.csv\n"
             "  dpiqa-edge export --target onnx --raw-input --dynamic-batch --input-size 224 --out exports/cam")
@@ -26,7 +27,8 @@ def _epilog() -> str:
 @click.command(epilog=_epilog())
 @click.option("--target", required=True, type=click.Choice(list(TARGETS)), help="Artifact format.")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False),
-              help="Student folder (config.json + model.safetensors). Default: the newest under ./runs/.")
+              help="Student folder (config.json + model.safetensors), or `default` for the shipped camera-check model. "
+                   "Default: the newest under ./runs/, else the shipped default.")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(list(PRECISIONS)),
               help="fp32 | fp16 | int8 (W8A8, needs --calib; coreml int8 calibrates on macOS only: elsewhere use --compression int8 for weight-only).")
 @click.option("--calib", type=click.Path(exists=True), help="int8 calibration images: a manifest (train, then val) or a folder of frames.")

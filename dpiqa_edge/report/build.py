@@ -78,11 +78,16 @@ def assemble_report(*, manifest: str, split: str, paths: Sequence[str], mos: Seq
                     teacher_file: str | None = None, teacher_device_name: str = "unknown",
                     references: dict[str, Sequence[float]] | None = None, synthetic: bool = False,
                     max_srcc_drop: float | None = None, n_boot: int = 1000, seed: int = 0,
-                    notes: Sequence[str] = ()) -> dict[str, Any]:
-    """The report dict (plots not yet drawn) from score arrays aligned with ``paths``/``mos``."""
+                    notes: Sequence[str] = (), label: str | None = None,
+                    ladder: dict[str, Sequence] | None = None) -> dict[str, Any]:
+    """The report dict (plots not yet drawn) from score arrays aligned with ``paths``/``mos``.
+
+    ``label`` names the targets (default: "MOS", or "synthetic pseudo-MOS" when ``synthetic``); ``ladder``
+    (refs, scenes, distortions, levels of the rows, a camera ladder set) adds the camera section.
+    """
     mos = np.asarray(mos, dtype=np.float64)
     by_name = {v.name: v for v in variants}
-    mos_label = SYNTH_LABEL if synthetic else "MOS"
+    mos_label = label or (SYNTH_LABEL if synthetic else "MOS")
     rows = []
     for v in variants:
         if len(v.scores) != len(mos):
@@ -101,6 +106,11 @@ def assemble_report(*, manifest: str, split: str, paths: Sequence[str], mos: Seq
     failures = accuracy.gate_failures(rows, max_srcc_drop)
     refs = [accuracy.reference_row(name, raw, mos, teacher, n_boot=n_boot, seed=seed)
             for name, raw in (references or {}).items()]
+    cam = None
+    if ladder is not None:
+        from .camera import camera_section
+
+        cam = camera_section(ladder, variants, references or {}, label=mos_label, n_boot=n_boot, seed=seed)
     return {
         "schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION, "dpiqa_edge_version": __version__,
         "created": timestamp(),
@@ -111,7 +121,7 @@ def assemble_report(*, manifest: str, split: str, paths: Sequence[str], mos: Seq
                     "vs_mos": None if teacher is None else accuracy.vs_mos(teacher, mos, n_boot=n_boot, seed=seed)},
         "variants": rows, "references": refs,
         "gate": {"max_srcc_drop": max_srcc_drop, "passed": not failures, "failures": failures},
-        "plots": {}, "notes": list(notes),
+        "plots": {}, "notes": list(notes), "camera": cam,
     }
 
 
@@ -139,6 +149,9 @@ def write_report(report: dict[str, Any], out_dir: str | os.PathLike) -> Path:
                "latency_ms": (v["cost"]["latency_ms"] or {}).get("p50")} for v in report["variants"]]
     plots.plot_pareto(pareto, label, out / "pareto.png")
     report["plots"]["accuracy vs latency (Pareto)"] = "pareto.png"
+    if report.get("camera"):
+        plots.plot_camera_taus(report["camera"]["rows"], out / "camera_tau.png")
+        report["plots"]["camera ladders: within-reference Kendall tau per distortion"] = "camera_tau.png"
     # 3. validate before anything is written under the final names
     validate_report(report, where=str(out / "report.json"))
     write_text(out / "report.md", render_markdown(report))
@@ -205,15 +218,20 @@ def make_report(manifest: str | os.PathLike, teacher_scores: str | os.PathLike |
     refs, notes = {}, []
     if peers:
         refs, notes = _peer_scores(paths)
-    # 4. numbers -> files
-    from ..data.manifest import is_synthetic
+    # 4. numbers -> files (a camera ladder set adds the camera section)
+    from ..data.manifest import is_synthetic, mos_label
+    from .camera import is_ladder
 
     synth = is_synthetic(manifest) if synthetic is None else synthetic
+    levels, ref_names = [r.level for r in rows], [r.ref for r in rows]
+    ladder = ({"refs": ref_names, "scenes": [r.scene or r.ref for r in rows], "distortions": [r.distortion for r in rows],
+               "levels": levels} if is_ladder(levels, ref_names) else None)
     report = assemble_report(
         manifest=str(manifest), split=split, paths=[r.path for r in rows], mos=mos, variants=scored,
         teacher=teacher, teacher_file=None if teacher_scores is None else str(teacher_scores),
         teacher_device_name=teacher_device(teacher_scores) if teacher_scores else "unknown", references=refs,
-        synthetic=synth, max_srcc_drop=max_srcc_drop, n_boot=n_boot, notes=notes)
+        synthetic=synth, max_srcc_drop=max_srcc_drop, n_boot=n_boot, notes=notes,
+        label=mos_label(manifest) if synthetic is None else None, ladder=ladder)
     out = write_report(report, out_dir)
     if raise_on_gate and not report["gate"]["passed"]:
         raise GateError(f"{out}: " + "; ".join(report["gate"]["failures"]))

@@ -8,7 +8,7 @@ import html as _html
 from pathlib import Path
 from typing import Any
 
-from .tables import accuracy_table, agreement_table, cost_table
+from .tables import accuracy_table, agreement_table, camera_table, cost_table
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1200px;color:#222}
@@ -42,12 +42,22 @@ def _md_table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+def _sections(report: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(title, table function, note) in page order; the camera section leads when there is one."""
+    out = []
+    if report.get("camera"):
+        cam = report["camera"]
+        out.append((f"Camera ladders ({cam['scenes']} held-out scenes, {cam['references']} photos, {cam['images']} images; "
+                    f"{cam['label']})", camera_table, cam["note"]))
+    return out + [("Accuracy vs MOS", accuracy_table, ""), ("Agreement with the teacher and the float parent",
+                                                             agreement_table, ""), ("Cost", cost_table, "")]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     parts = [f"# dpiqa-edge accuracy report ({report['data']['mos_label']})", ""]
     parts += [f"- {line}" for line in _headline(report)] + [""]
-    for title, table in (("Accuracy vs MOS", accuracy_table), ("Agreement with the teacher and the float parent",
-                                                               agreement_table), ("Cost", cost_table)):
-        parts += [f"## {title}", "", _md_table(*table(report)), ""]
+    for title, table, note in _sections(report):
+        parts += [f"## {title}", ""] + ([note, ""] if note else []) + [_md_table(*table(report)), ""]
     parts += ["## Plots", ""] + [f"![{k}]({v})" for k, v in report["plots"].items()] + [""]
     return "\n".join(parts)
 
@@ -83,9 +93,8 @@ def render_html(report: dict[str, Any], out_dir: Path) -> str:
     if gate["max_srcc_drop"] is not None:
         cls = "pass" if gate["passed"] else "fail"
         body.append(f"<p class='{cls}'>gate {'passed' if gate['passed'] else 'failed'}</p>")
-    for title, table in (("Accuracy vs MOS", accuracy_table), ("Agreement with the teacher and the float parent",
-                                                               agreement_table), ("Cost", cost_table)):
-        body += [f"<h2>{e(title)}</h2>", _html_table(*table(report))]
+    for title, table, note in _sections(report):
+        body += [f"<h2>{e(title)}</h2>"] + ([f"<p class='note'>{e(note)}</p>"] if note else []) + [_html_table(*table(report))]
     body.append("<h2>Plots</h2>")
     for key, rel in report["plots"].items():
         body.append(f"<figure><img alt='{e(key)}' src='{data_uri(out_dir / rel)}'>"

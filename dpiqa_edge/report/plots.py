@@ -3,6 +3,7 @@
 * ``scatter_<variant>.png``: predicted vs the teacher and predicted vs MOS, one figure per variant;
 * ``srcc_drop.png``: SRCC drop of each variant against its float parent (the accuracy budget line
   drawn when one is given);
+* ``camera_tau.png`` (camera ladder sets): within-reference Kendall tau per distortion per model;
 * ``pareto.png``: accuracy (SRCC vs MOS) against latency p50 here, with the Pareto front
   (no other variant both faster and more accurate). Variants without a latency (CoreML, emulated on
   Linux) cannot be placed and are listed under the chart.
@@ -134,4 +135,28 @@ def plot_pareto(rows: Sequence[dict[str, Any]], mos_label: str, path: Path) -> P
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_camera_taus(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Within-reference Kendall tau per distortion, one bar group per distortion and one bar per model
+    (its 95% interval over scenes as the error bar); peers hatched."""
+    plt = _pyplot()
+    names = list(rows[0]["per_distortion"])
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.2 * len(names)), 4.4))
+    width = 0.8 / len(rows)
+    x = np.arange(len(names))
+    for i, r in enumerate(rows):
+        vals = np.array([r["per_distortion"][d]["value"] or 0.0 for d in names])
+        cis = [r["per_distortion"][d]["ci95"] or [v, v] for d, v in zip(names, vals)]
+        err = np.array([[max(0.0, v - (c[0] if c[0] is not None else v)) for v, c in zip(vals, cis)],
+                        [max(0.0, (c[1] if c[1] is not None else v) - v) for v, c in zip(vals, cis)]])
+        ax.bar(x + (i - (len(rows) - 1) / 2) * width, vals, width, yerr=err, capsize=2, label=r["name"],
+               hatch="//" if r["kind"] == "reference" else None, alpha=0.85)
+    ax.set_xticks(x, [n.replace("_", "\n") for n in names], fontsize=8)
+    ax.set_ylim(-1.0, 1.05)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_ylabel("Kendall tau (score vs severity, +1 = perfect)")
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax.set_title("camera ladders: within-reference ranking per distortion")
     return _save(fig, path)

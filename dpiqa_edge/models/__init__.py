@@ -1,0 +1,54 @@
+"""Models shipped inside the package (no download: the installed package holds them).
+
+``default``: the camera-check student, an EfficientNet-Lite0 trained with the camera recipe
+(:mod:`dpiqa_edge.distill.camera`) on real photos from pip and Debian packages; its card is
+``default/MODEL_CARD.md``. Two forms:
+
+* ``default/onnx-int8/``: the INT8 ONNX export folder (``model.onnx`` + ``export.json``), what ``dpiqa-edge
+  check`` runs when no ``--model`` is given (numpy + Pillow + onnxruntime, no torch);
+* ``default/student/``: the float checkpoint (``config.json`` + ``model.safetensors``), what ``dpiqa-edge export
+  --model default`` starts from for other targets and precisions.
+
+``dpiqa-edge default-model --out DIR --install`` rebuilds both (and this card) from the photos.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ModelLoadError
+
+DEFAULT_DIR = Path(__file__).parent / "default"
+NAME = "default"
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise ModelLoadError(f"{path}: the shipped default model's {what} is missing (this install has no default "
+                             "model; rebuild it with `dpiqa-edge default-model --out runs/default-model --install` "
+                             "or give --model)")
+    return path
+
+
+def default_artifact() -> Path:
+    """The shipped INT8 ONNX export folder (what ``check`` uses without ``--model``)."""
+    return _need(DEFAULT_DIR / "onnx-int8", "INT8 ONNX export")
+
+
+def default_student() -> Path:
+    """The shipped float checkpoint folder (what ``export --model default`` converts)."""
+    return _need(DEFAULT_DIR / "student", "float checkpoint")
+
+
+def has_default() -> bool:
+    return (DEFAULT_DIR / "onnx-int8" / "model.onnx").is_file() and (DEFAULT_DIR / "student" / "model.safetensors").is_file()
+
+
+def resolve_artifact(model: str | None) -> Path | str:
+    """``check --model``: None or ``default`` -> the shipped INT8 export; anything else is a path."""
+    return default_artifact() if model in (None, NAME) else model
+
+
+def resolve_student(model: str | None) -> Path | str | None:
+    """``export --model``: ``default`` -> the shipped float checkpoint; anything else unchanged."""
+    return default_student() if model == NAME else model

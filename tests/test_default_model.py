@@ -1,0 +1,75 @@
+"""The shipped default model (dpiqa_edge/models/default): it loads without torch, `check` uses it with no
+--model, it orders camera ladders of a held-out package photo, and `export` starts from it.
+No training here: these test the files that ship."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dpiqa_edge import models
+from dpiqa_edge.data import camera
+from dpiqa_edge.data import photos as pool
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    from dpiqa_edge.runtime.scorer import QualityScorer
+
+    return QualityScorer(models.default_artifact())
+
+
+@pytest.fixture(scope="module")
+def coffee():
+    """skimage's coffee: a photo of the catalogue's held-out (test) split, as a 450-px preview frame."""
+    p = next(p for p in pool.CATALOGUE if p.name == "coffee")
+    assert p.split == "test"
+    return camera.eval_frame(pool._package_photo(p), 450)
+
+
+def test_the_package_ships_both_forms_with_a_calibrated_threshold(scorer):
+    assert models.has_default()
+    meta = scorer.metadata
+    assert meta["precision"] == "int8" and meta["target"] == "onnx"
+    assert 0 < scorer.gate_threshold < 100
+    card = (models.DEFAULT_DIR / "MODEL_CARD.md").read_text()
+    assert "dpiqa-edge default-model" in card and "synthetic severity" in card
+    cfg = json.loads((models.default_student() / "config.json").read_text())
+    assert cfg["provenance"]["recipe"] == "camera"
+    assert cfg["provenance"]["gate"]["threshold"] == pytest.approx(scorer.gate_threshold, abs=1e-3)
+    assert list(scorer.preprocess.size) == [cfg["student"]["input_size"]] * 2
+
+
+@pytest.mark.parametrize("distortion", ["gaussian_blur", "sensor_noise"])
+def test_the_shipped_model_orders_a_ladder_of_a_held_out_photo(scorer, coffee, distortion):
+    """Pristine, then levels 1-5: each score strictly below the one before (no training in this test)."""
+    scores = [scorer.score(camera.apply(coffee, distortion, lv, np.random.default_rng(7)) if lv else coffee)
+              for lv in range(6)]
+    assert all(b < a for a, b in zip(scores, scores[1:])), scores
+    # pristine kept and level 5 retaken at the shipped threshold
+    assert scores[0] >= scorer.gate_threshold > scores[5]
+
+
+def test_check_without_model_uses_the_shipped_model(tmp_path, coffee):
+    from PIL import Image
+
+    photo = tmp_path / "coffee.png"
+    Image.fromarray(coffee).save(photo)
+    res = subprocess.run([sys.executable, "-m", "dpiqa_edge.cli", "check", "--json", str(photo)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode in (0, 1), res.stderr
+    rec = json.loads(res.stdout.strip().splitlines()[-1])
+    assert 0.0 <= rec["score"] <= 100.0 and rec["verdict"] in ("keep", "retake")
+
+
+def test_export_starts_from_the_shipped_checkpoint(tmp_path):
+    from dpiqa_edge.export import export_model
+
+    out = export_model("default", "onnx", "fp32", out_dir=tmp_path / "onnx", parity_images=2, log=None)
+    record = json.loads((out / "export.json").read_text())
+    assert record["parity"]["passed"]
+    shipped = json.loads((models.default_artifact() / "export.json").read_text())
+    # the threshold travels with the checkpoint: the same as the shipped artifact's
+    assert record["gate_threshold"]["threshold"] == pytest.approx(shipped["gate_threshold"]["threshold"], abs=1e-3)
