@@ -70,7 +70,7 @@ MODELS = (
     BenchModel("lite0-pruned50", "lite0-pruned50", 512),
     BenchModel("lite0@224", "lite0", 224, map_size=16),  # the demo's input size and map
     BenchModel("lite0-pruned50@224", "lite0-pruned50", 224, map_size=16),
-    BenchModel("default", "models/default", None),  # the shipped default model, when the package holds it
+    BenchModel("default", "models/default/student", None),  # the shipped default model (its own input size)
 )
 
 
