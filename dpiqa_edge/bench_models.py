@@ -3,13 +3,15 @@ B7 student vs Lite0 vs a channel-pruned Lite0 vs INT8, per backend, side by side
 teacher's forward at full SD-1.5 size and the ratios that matter for deployment.
 
 What is measured, and how (every number is measured in this run; nothing is copied in):
-1. Students are built at 512 x 512 in a temporary folder: ``paper`` (EfficientNet-B7, random init:
-   no B7 weights exist offline), ``lite0`` (the bundled ImageNet weights), ``lite0-pruned50`` (lite0
-   with 50% of the channels of every prunable layer removed by torch-pruning, magnitude importance,
-   no recovery fine-tune). Latency does not depend on the weights' values; INT8 calibration uses a
-   handful of package photos, enough for ranges, not for accuracy (accuracy is the report's job).
+1. The models are one data-driven list, :data:`MODELS` (one line each: what to build or which checkpoint
+   to load, the input size): ``lite0`` (the bundled ImageNet weights) and ``lite0-pruned50`` (lite0 with
+   50% of the channels of every prunable layer removed by torch-pruning, magnitude importance, no recovery
+   fine-tune) at SPEC's 512 px and at the demo's 224 px, ``paper`` (EfficientNet-B7, random init: no B7
+   weights exist offline) at 512, and the shipped default model when the package holds one. Latency does
+   not depend on the weights' values; INT8 calibration uses a handful of package photos, enough for
+   ranges, not for accuracy (accuracy is the report's job).
 2. Each is exported through ``export.export_model`` (dynamic batch) to ONNX and OpenVINO fp32, and
-   the Lite0 variants to INT8 (ORT QDQ, NNCF), exactly as a user would.
+   the Lite0-family models to INT8 (ORT QDQ, NNCF), exactly as a user would.
 3. Every row runs in its own subprocess (``python -m dpiqa_edge.bench_models``), so its peak RSS is
    that model's process alone (runtime library included) and the phone-like rows can cap the ISA:
    batch-1 latency p50/p95 via ``bench.time_fn``, best-batch throughput over a few batch sizes.
@@ -18,7 +20,9 @@ What is measured, and how (every number is measured in this run; nothing is copi
    OpenVINO int8.
 5. Phone-like: 1 thread, and for OpenVINO ``ONEDNN_MAX_CPU_ISA=AVX2`` (no AVX-512/AMX, DATA.md's
    proxy); onnxruntime's own kernels do not read that variable, so its phone-like row is 1 thread only.
-6. The teacher: one forward of the full SD-1.5-size DP-IQA teacher (random init, 512 px) on the CPU
+6. INT8 vs its own fp32 model, per backend and thread setting, timed round-robin in one process
+   (``bench_int8``), with the kernels ORT's profiler saw in each ONNX INT8 artifact.
+7. The teacher: one forward of the full SD-1.5-size DP-IQA teacher (random init, 512 px) on the CPU
    (no GPU here), few repeats; each student's speed ratio to it.
 """
 
@@ -33,8 +37,41 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-SIZE = 512  #: SPEC's input size; every row is measured at 512 x 512
+SIZE = 512  #: SPEC's input size (the teacher's row, the default for a model line without its own)
 PHONE_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2"}  #: OpenVINO's CPU plugin honours oneDNN's ISA cap
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """One model of the benchmark: a line of :data:`MODELS`.
+
+    Args:
+        label: how its rows are named (``lite0``, ``lite0@224``, ...).
+        student: what to build - ``lite0`` | ``lite0-pruned50`` | ``paper`` - or a student checkpoint folder
+            (config.json + model.safetensors); a relative folder is looked up inside the installed package.
+        size: input side in pixels (None: the checkpoint's own preprocessing size).
+        map_size: quality-map side for built students (the demo's 224 px recipe uses 16, SPEC's 64).
+        int8: also export and time INT8 (ORT, NNCF) and its phone-like rows.
+        quick: part of ``bench --quick``.
+    """
+
+    label: str
+    student: str
+    size: int | None = SIZE
+    map_size: int = 64
+    int8: bool = True
+    quick: bool = True
+
+
+#: The benchmark's models. Adding one is one line: a label, a student (or a checkpoint folder) and a size.
+MODELS = (
+    BenchModel("lite0", "lite0", 512),
+    BenchModel("paper", "paper", 512, int8=False, quick=False),
+    BenchModel("lite0-pruned50", "lite0-pruned50", 512),
+    BenchModel("lite0@224", "lite0", 224, map_size=16),  # the demo's input size and map
+    BenchModel("lite0-pruned50@224", "lite0-pruned50", 224, map_size=16),
+    BenchModel("default", "models/default/student", None),  # the shipped default model (its own input size)
+)
 
 
 @dataclass
@@ -46,6 +83,7 @@ class Row:
     precision: str  #: stored precision of the model/artifact
     ran: str = "?"  #: precision that actually executed (read back from the backend)
     threads: int | None = None
+    size: int | None = None  #: input side in pixels
     params: int | None = None
     gmacs: float | None = None
     size_bytes: int | None = None
@@ -76,51 +114,71 @@ def _calib_folder(root: Path, n: int) -> Path:
     return folder
 
 
-def build_students(root: Path, quick: bool, log) -> dict[str, Path]:
-    """Student checkpoints at ``SIZE`` under ``root``: name -> folder (see the module doc)."""
+def resolve_checkpoint(student: str) -> Path | None:
+    """A checkpoint folder named by a :class:`BenchModel` (absolute, or relative to the package), or None."""
+    path = Path(student)
+    if not path.is_absolute():
+        path = Path(__file__).resolve().parent / path
+    return path if (path / "config.json").is_file() and (path / "model.safetensors").is_file() else None
+
+
+def build_students(root: Path, quick: bool, log, models=None) -> dict[str, tuple[Path, int, BenchModel]]:
+    """Student checkpoints under ``root`` for every model line: label -> (folder, input size, line).
+    A checkpoint line whose folder does not exist is skipped with a printed reason."""
     from .quantize.prune import prune_model
+    from .runtime.preprocess import Preprocess
     from .student import StudentConfig, build_student, save_student
     from .student.widths import record_widths
 
-    out: dict[str, Path] = {}
-    # --quick: lite0 and its INT8 exports only (no B7, no pruned variant, no teacher)
-    cfgs = {"lite0": StudentConfig(name="lite0", input_size=SIZE)}
-    if not quick:
-        cfgs["paper"] = StudentConfig(name="paper", input_size=SIZE, pretrained=False)
-    for name, cfg in cfgs.items():
-        log(f"  building {name} at {SIZE}px")
-        weights = "bundled ImageNet weights" if cfg.name == "lite0" else "random init"
-        out[name] = save_student(build_student(cfg), cfg, root / "students" / name, weights=weights, purpose="bench")
-    if quick:
-        return out
-    log("  pruning lite0 by 50% (torch-pruning, magnitude, no recovery)")
-    model = build_student(cfgs["lite0"])
-    prune_model(model, 0.5, size=224)  # trace size: any size the model accepts
-    cfg = replace(cfgs["lite0"], widths=record_widths(model))
-    out["lite0-pruned50"] = save_student(model, cfg, root / "students" / "lite0-pruned50", pruned_from=str(out["lite0"]),
-                                         ratio=0.5, purpose="bench")
+    out: dict[str, tuple[Path, int, BenchModel]] = {}
+    for m in MODELS if models is None else models:
+        if quick and not m.quick:
+            continue
+        if m.student not in ("lite0", "lite0-pruned50", "paper"):
+            folder = resolve_checkpoint(m.student)
+            if folder is None:
+                log(f"  skipping {m.label}: no student checkpoint at {m.student} (config.json + model.safetensors) in this install")
+                continue
+            from .io import read_json
+
+            size = m.size or Preprocess.from_dict(read_json(folder / "config.json").get("preprocessing") or {}).size[0]
+            out[m.label] = (folder, int(size), m)
+            continue
+        size = int(m.size or SIZE)
+        name = "paper" if m.student == "paper" else "lite0"
+        cfg = StudentConfig(name=name, input_size=size, map_size=m.map_size, pretrained=None if name == "lite0" else False)
+        log(f"  building {m.label} at {size}px")
+        model = build_student(cfg)
+        weights = "bundled ImageNet weights" if name == "lite0" else "random init"
+        if m.student == "lite0-pruned50":
+            log(f"  pruning {m.label} by 50% (torch-pruning, magnitude, no recovery)")
+            prune_model(model, 0.5, size=224)  # trace size: any size the model accepts
+            cfg = replace(cfg, widths=record_widths(model))
+        out[m.label] = (save_student(model, cfg, root / "students" / m.label, weights=weights, purpose="bench"), size, m)
     return out
 
 
-def export_all(students: dict[str, Path], root: Path, quick: bool, log) -> dict[tuple[str, str, str], Path]:
-    """(student, target, precision) -> export folder. INT8 for the Lite0 variants only (B7 INT8 would
-    cost minutes of calibration here and is not a deployment candidate)."""
+def export_all(students: dict[str, tuple[Path, int, BenchModel]], root: Path, quick: bool,
+               log) -> dict[tuple[str, str, str], Path]:
+    """(label, target, precision) -> export folder, at each model's input size. INT8 only for the lines
+    that ask for it (B7 INT8 would cost minutes of calibration here and is not a deployment candidate)."""
     from .export import export_model
 
     calib = _calib_folder(root, 8)
     jobs = []
-    for name in students:
-        jobs += [(name, "onnx", "fp32"), (name, "openvino", "fp32")]
-        if name.startswith("lite0"):
-            jobs += [(name, "onnx", "int8"), (name, "openvino", "int8")]
+    for label, (_folder, _size, m) in students.items():
+        jobs += [(label, "onnx", "fp32"), (label, "openvino", "fp32")]
+        if m.int8:
+            jobs += [(label, "onnx", "int8"), (label, "openvino", "int8")]
     out = {}
-    for name, target, precision in jobs:
+    for label, target, precision in jobs:
         t0 = time.perf_counter()
-        folder = root / "exports" / f"{name}-{target}-{precision}"
+        folder, size, _m = students[label]
+        dest = root / "exports" / f"{label.replace('@', '-')}-{target}-{precision}"
         extra = {"calib": str(calib), "calib_images": 8} if precision == "int8" else {}
-        out[(name, target, precision)] = export_model(students[name], target, precision, folder, dynamic_batch=True,
-                                                      parity_images=2, log=None, **extra)
-        log(f"  exported {folder.name} in {time.perf_counter() - t0:.0f}s")
+        out[(label, target, precision)] = export_model(folder, target, precision, dest, input_size=size,
+                                                       dynamic_batch=True, parity_images=2, log=None, **extra)
+        log(f"  exported {dest.name} in {time.perf_counter() - t0:.0f}s")
     return out
 
 
@@ -140,12 +198,17 @@ def _worker(spec: dict[str, Any], env: dict[str, str] | None = None, timeout: fl
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
     """Inside the worker: load one model, time batch 1 (and larger batches), report peak RSS.
 
-    ``spec``: kind (``artifact`` | ``torch`` | ``teacher``), path, threads, precision_hint, repeat,
-    warmup, batches (list; empty = batch 1 only).
+    ``spec``: kind (``artifact`` | ``torch`` | ``teacher`` | ``pair``), path, size, threads, precision_hint,
+    repeat, warmup, batches (list; empty = batch 1 only). ``pair``: ``bench_int8.measure_pair``.
     """
     import numpy as np
 
     from .bench import time_fn
+
+    if spec["kind"] == "pair":
+        from .bench_int8 import measure_pair
+
+        return measure_pair(spec)
 
     threads, repeat, warmup = spec.get("threads"), int(spec.get("repeat", 10)), int(spec.get("warmup", 2))
     # 1. load
@@ -178,7 +241,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
     from .runtime.preprocess import Preprocess
 
-    x1 = Preprocess(size=(SIZE, SIZE))(skd.astronaut())[None]
+    size = int(spec.get("size") or SIZE)
+    x1 = Preprocess(size=(size, size))(skd.astronaut())[None]
     t = time_fn(lambda: run(x1), warmup=warmup, repeat=repeat)
     result = {"p50": t.median_ms, "p95": t.p95_ms, "cpu_ms": getattr(t, "cpu_median_ms", None), "repeat": t.repeat,
               "ran": ran, "throughput": {}, "threads": threads}
@@ -199,14 +263,15 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------
 # 4-6. the plan, the run, the tables
 # ---------------------------------------------------------------------------------------------------
-def _plan(students: dict[str, Path], exports: dict[tuple[str, str, str], Path], quick: bool, threads: int,
-          ov_default: str) -> list[tuple[Row, dict[str, Any], dict[str, str] | None]]:
+def _plan(students: dict[str, tuple[Path, int, BenchModel]], exports: dict[tuple[str, str, str], Path], quick: bool,
+          threads: int, ov_default: str) -> list[tuple[Row, dict[str, Any], dict[str, str] | None]]:
     """(row, worker spec, extra env) for every configuration, in table order."""
     plan = []
-    for name, folder in students.items():
+    for name, (folder, size, _m) in students.items():
         slow = name == "paper"  # B7 at 512: ~1 s a call here; few repeats
         rep = dict(repeat=3, warmup=1, batches=[]) if slow else dict(repeat=5 if quick else 15, warmup=2,
                                                                          batches=[4] if quick else [2, 4, 8])
+        rep["size"] = size
         plan.append((Row(name, "torch", "fp32", threads=threads), {"kind": "torch", "path": str(folder), **rep}, None))
         for (sname, target, precision), art in exports.items():
             if sname != name:
@@ -218,14 +283,14 @@ def _plan(students: dict[str, Path], exports: dict[tuple[str, str, str], Path], 
                              {"kind": "artifact", "path": str(art), "precision_hint": "f32", **rep}, None))
                 if precision in ("fp32", "int8") and ov_default != "f32":
                     # the plugin's own choice: fp32 IRs run at ov_default; an int8 IR's int8 ops stay int8 and
-                    # its float ops run at ov_default (the runtime loader's default for int8 artifacts)
+                    # its float ops run at ov_default
                     plan.append((Row(name, "openvino", precision, threads=threads, note=f"OpenVINO default here ({ov_default})"),
                                  {"kind": "artifact", "path": str(art), "precision_hint": "default", **rep}, None))
-    # 5. phone-like: 1 thread; OpenVINO additionally capped to AVX2 (Lite0 family only)
-    phone = dict(repeat=5 if quick else 15, warmup=2, batches=[], threads=1)
+    # 5. phone-like: 1 thread; OpenVINO additionally capped to AVX2 (the models with INT8 variants)
     for (name, target, precision), art in exports.items():
-        if not name.startswith("lite0"):
+        if not students[name][2].int8:
             continue
+        phone = dict(repeat=5 if quick else 15, warmup=2, batches=[], threads=1, size=students[name][1])
         if target == "openvino":
             plan.append((Row(name, "openvino", precision, threads=1, note="phone-like: 1 thread, ONEDNN_MAX_CPU_ISA=AVX2, f32 pinned"),
                          {"kind": "artifact", "path": str(art), "precision_hint": "f32", **phone}, PHONE_ENV))
@@ -273,8 +338,9 @@ def bench_models(quick: bool = False, log=None) -> list:
         root = Path(tmp)
         # 1-2. students and their exports
         students = build_students(root, quick, log)
+        skipped = [m.label for m in MODELS if (m.quick or not quick) and m.label not in students]
         exports = export_all(students, root, quick, log)
-        cost = {n: complexity(load_student(d)[0], SIZE) for n, d in students.items()}
+        cost = {n: complexity(load_student(d)[0], size) for n, (d, size, _m) in students.items()}
         # 3-5. every configuration in its own process
         rows = []
         for row, spec, env in _plan(students, exports, quick, threads, ov_default):
@@ -282,7 +348,7 @@ def bench_models(quick: bool = False, log=None) -> list:
             log(f"  {row.model:16s} {row.backend:11s} {row.precision:5s} {row.note}")
             res = _worker(spec, env)
             c = cost[row.model]
-            row.params, row.gmacs = c["params"], c["gmacs"]
+            row.params, row.gmacs, row.size = c["params"], c["gmacs"], spec.get("size")
             if spec["kind"] == "artifact":
                 row.size_bytes = read_json(Path(spec["path"]) / "export.json").get("size_bytes")
             else:
@@ -294,7 +360,18 @@ def bench_models(quick: bool = False, log=None) -> list:
                                                                            res["rss_bytes"], res["throughput"])
                 row.cpu_ms = float("nan") if res.get("cpu_ms") is None else res["cpu_ms"]
             rows.append(row)
-        # 6. the teacher at full SD-1.5 size (random init), CPU
+        # 6. INT8 vs its fp32 model, round-robin in one process per pair; the kernels ORT ran
+        from .bench_int8 import int8_section, kernel_section, pair_plan
+
+        models = {n: {"size": size, "exports": {(t, p): e for (m, t, p), e in exports.items() if m == n}}
+                  for n, (_d, size, m) in students.items() if m.int8}
+        pairs = []
+        for facts, spec, env in pair_plan(models, threads, PHONE_ENV, quick):
+            log(f"  int8 vs fp32: {facts['model']:18s} {facts['backend']:11s} {facts['how']}")
+            pairs.append((facts, _worker(spec, env)))
+        kernels = {f"{n} ({size}x{size})": read_json(exports[(n, "onnx", "int8")] / "export.json")
+                   for n, (_d, size, m) in students.items() if m.int8}
+        # 7. the teacher at full SD-1.5 size (random init), CPU
         teacher = None
         if not quick:
             # one forward takes minutes on 2 CPU cores: 1 timed call, no warm-up (first-call overheads are
@@ -303,6 +380,9 @@ def bench_models(quick: bool = False, log=None) -> list:
             teacher = _worker({"kind": "teacher", "threads": threads, "repeat": 1, "warmup": 0, "batches": []}, timeout=1500)
     secs = _sections(rows, teacher, quick, ov_default, time.perf_counter() - t_start, Section, ratio)
     secs[0].notes.insert(1, f"Threads per model: {threads} ({why_threads}).")
+    if skipped:
+        secs[0].notes.append("Not measured: " + ", ".join(f"{m} (no checkpoint in this install)" for m in skipped) + ".")
+    secs += [int8_section(pairs, Section), kernel_section(kernels, Section)]
     return secs
 
 
@@ -332,20 +412,23 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
     t_ms = teacher["p50"] if teacher and "error" not in teacher else nan
     main = [r for r in rows if not r.note.startswith("phone")]
     phone = [r for r in rows if r.note.startswith("phone")]
-    cols = ["model", "backend", "precision (stored -> ran)", "threads", "params (M)", "GMACs @512", "size (MB)",
+    cols = ["model", "input", "backend", "precision (stored -> ran)", "threads", "params (M)", "GMACs", "size (MB)",
             "p50 ms", "p95 ms", "CPU ms/call", "best throughput img/s", "peak RSS (MiB)", "x faster than teacher", "note"]
-    table = [[r.model, r.backend, f"{r.precision} -> {r.ran}", r.threads, (r.params or 0) / 1e6, r.gmacs, _mb(r.size_bytes),
+    table = [[r.model, r.size or "", r.backend, f"{r.precision} -> {r.ran}", r.threads, (r.params or 0) / 1e6, r.gmacs, _mb(r.size_bytes),
               r.p50, r.p95, r.cpu_ms, _best(r), "n/a" if r.rss_bytes is None else f"{r.rss_bytes / 2**20:.0f}", ratio(t_ms, r.p50), r.note]
              for r in main]
     notes = [
         f"Measured in one run ({seconds / 60:.1f} min{', --quick' if quick else ''}) on this machine (see above); "
-        "512x512 input, batch 1 unless stated; every row in its own subprocess (peak RSS includes the runtime library).",
+        "input = the model's square input side (GMACs at that size); batch 1 unless stated; every row in its own "
+        "subprocess (peak RSS includes the runtime library).",
         "Weights: paper (EfficientNet-B7) random init (no B7 weights offline); lite0 the bundled ImageNet weights; "
-        "lite0-pruned50 = lite0 with 50% of channels removed (torch-pruning, magnitude, no recovery). "
+        "lite0-pruned50 = lite0 with 50% of channels removed (torch-pruning, magnitude, no recovery); @224 = the "
+        "demo's input size and 16x16 map (512 rows: SPEC's size and 64x64 map). "
         "Latency does not depend on weight values; INT8 calibrated on 8 package photos (ranges only).",
         f"OpenVINO: 'f32 pinned' sets INFERENCE_PRECISION_HINT=f32; its own default on this CPU is {ov_default} "
         "(read from the plugin), shown as a separate row. INT8 rows: int8 kernels, the ops left float at the hint "
-        "(the runtime runs INT8 IRs at the plugin's default, as their accuracy gate judged them).",
+        "(the runtime runs an INT8 IR's float ops at the precision its export measured and recorded, as its "
+        "accuracy gate judged it: one of these two rows).",
         "Other engineers share these 2 cores during this run: expect noise of tens of percent between rows; "
         "'CPU ms/call' (this process, all threads) is the steadier cost where wall time is inflated by waiting.",
         "paper (B7) rows: 3 timed calls after 1 warm-up and no batch sweep (each call takes seconds here); "
@@ -356,11 +439,11 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
     elif "error" in teacher:
         notes.append(f"Teacher forward FAILED: {teacher['error']}")
     else:
-        table.append([f"teacher (full SD-1.5 size, random init)", "torch", f"fp32 -> {teacher.get('ran', 'fp32')}",
+        table.append([f"teacher (full SD-1.5 size, random init)", SIZE, "torch", f"fp32 -> {teacher.get('ran', 'fp32')}",
                       teacher.get("threads", ""), (teacher.get("params") or nan) / 1e6, nan, "n/a", teacher["p50"],
                       teacher["p95"], teacher.get("cpu_ms") or nan, "n/a", f"{teacher['rss_bytes'] / 2**20:.0f}", 1.0,
                       f"CPU (no GPU lent to this run); {teacher.get('repeat')} timed calls"])
-    out = [Section("Students vs backends (512x512)", cols, table, notes)]
+    out = [Section("Students vs backends", cols, table, notes)]
     # phone-like rows, each next to its 2-thread counterpart
     prow = []
     for r in phone:
@@ -372,6 +455,7 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
                        prow, ["A proxy for a phone-class CPU (no AVX-512/AMX, one core), not a phone measurement."]))
     # ratios
     rat = []
+    quantized = list(dict.fromkeys(r.model for r in rows if r.precision == "int8"))
     for backend in ("onnxruntime", "openvino"):
         int8 = _find(rows, "lite0", backend, "int8")
         paper = _find(rows, "paper", backend, "fp32")
@@ -380,7 +464,7 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
                         ratio(paper.size_bytes or nan, int8.size_bytes or nan)])
         if int8:
             rat.append(["Lite0 INT8 vs teacher (speed-up)", backend, ratio(t_ms, int8.p50), nan])
-        for model in ("lite0", "lite0-pruned50"):
+        for model in quantized:
             fp32, q = _find(rows, model, backend, "fp32"), _find(rows, model, backend, "int8")
             if fp32 and q:
                 rat.append([f"{model} INT8 vs fp32 (speed-up)", backend, ratio(fp32.p50, q.p50),
@@ -394,18 +478,21 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
                             ratio(dflt.p50, q.p50), nan])
         # the pruning target: pruned + INT8 against unpruned INT8, each pair run the same way
         for default in (False, True):
-            q, pq = (_find(rows, m, backend, "int8", default=default) for m in ("lite0", "lite0-pruned50"))
-            if q and pq:
-                how = f" (both at OpenVINO's default, {ov_default})" if default else (" (float ops pinned f32)" if backend == "openvino" else "")
-                rat.append([f"lite0-pruned50 INT8 vs lite0 INT8{how}", backend, ratio(q.p50, pq.p50),
-                            ratio(q.size_bytes or nan, pq.size_bytes or nan)])
+            for base, pruned in (("lite0", "lite0-pruned50"), ("lite0@224", "lite0-pruned50@224")):
+                q, pq = (_find(rows, m, backend, "int8", default=default) for m in (base, pruned))
+                if q and pq:
+                    how = f" (both at OpenVINO's default, {ov_default})" if default else (" (float ops pinned f32)" if backend == "openvino" else "")
+                    rat.append([f"{pruned} INT8 vs {base} INT8{how}", backend, ratio(q.p50, pq.p50),
+                                ratio(q.size_bytes or nan, pq.size_bytes or nan)])
     for model in ("lite0", "lite0-pruned50"):
         torch_p, torch_m = _find(rows, "paper", "torch", "fp32"), _find(rows, model, "torch", "fp32")
         if torch_p and torch_m:
             rat.append([f"{model} vs paper, torch eager fp32 (speed-up)", "torch", ratio(torch_p.p50, torch_m.p50),
                         ratio(torch_p.size_bytes or nan, torch_m.size_bytes or nan)])
     out.append(Section("Ratios (p50 latency at batch 1; size = artifact bytes)", ["comparison", "backend", "speed ratio", "size ratio"],
-                       rat, ["speed ratio = slower p50 / faster p50 (> 1: the first-named model is faster); n/a: not measured."]))
+                       rat, ["speed ratio = slower p50 / faster p50 (> 1: the first-named model is faster); n/a: not measured.",
+                             "Rows from the tables above: each configuration in its own process, minutes apart. INT8 vs "
+                             "its fp32 model timed side by side (the steadier ratio): 'INT8 vs its fp32 model' below."]))
     return out
 
 

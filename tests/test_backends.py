@@ -103,23 +103,42 @@ def test_openvino_precision_is_explicit_and_reported(artifacts, x):
         load_backend(artifacts["openvino"], precision_hint="int4")
 
 
-def test_openvino_int8_runs_at_the_plugins_default_unless_pinned(tmp_path, x):
-    """An INT8 IR's float ops run at the CPU plugin's own default (bf16 on AVX-512-BF16/AMX, f32 elsewhere),
-    as its accuracy gate judged it; ``f32`` still pins them."""
+def test_openvino_int8_runs_its_recorded_float_precision_unless_hinted(tmp_path, x):
+    """An INT8 IR's float ops run at the precision its export chose and recorded (runtime_options: f32
+    pinned, or none = the CPU plugin's own default, bf16 on AVX-512-BF16/AMX, f32 elsewhere), as its
+    accuracy gate judged it; an explicit hint still overrides."""
     ov = pytest.importorskip("openvino")
     pytest.importorskip("nncf")
+    from dpiqa_edge.runtime.artifact import RT_INFO_SECTION
+
     rng = np.random.default_rng(0)
     calib = [np.clip(img * rng.uniform(0.5, 1.0), 0, 1).astype(np.float32) for img in list(x) * 4]
     art = write_artifact(tmp_path / "q", "openvino", precision="int8", calib=calib)
     plugin_default = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+    recorded = resolve_artifact(art)[1]["runtime_options"]
+    assert recorded in ({}, {"INFERENCE_PRECISION_HINT": "f32"})  # the export's choice, always recorded
     dflt, pinned = load_backend(art), load_backend(art, precision_hint="f32")
     assert dflt.stored_precision == "int8"
-    assert dflt.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == plugin_default
+    assert dflt.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == recorded.get(
+        "INFERENCE_PRECISION_HINT", plugin_default)
     assert dflt.label == f"openvino int8 (ran {dflt.precision})"
     assert pinned.precision == "fp32" and pinned.label == "openvino int8 (ran fp32)"
     # The same int8 kernels either way; bf16 float ops (8 mantissa bits) move a two-conv net's 0-100 score
     # by far less than a point (1.0 leaves room while catching a broken load).
-    assert np.max(np.abs(dflt.run(x)[0] - pinned.run(x)[0])) < 1.0
+    assert np.max(np.abs(load_backend(art, precision_hint="default").run(x)[0] - pinned.run(x)[0])) < 1.0
+    # Each recorded choice is honoured: rewrite the IR's runtime_options both ways.
+    for options, expected in (({}, plugin_default), ({"INFERENCE_PRECISION_HINT": "f32"}, "f32")):
+        model = ov.Core().read_model(str(art))
+        model.set_rt_info(json.dumps(options), [RT_INFO_SECTION, "runtime_options"])
+        xml = tmp_path / f"o{len(options)}" / "model.xml"
+        xml.parent.mkdir()
+        ov.save_model(model, str(xml), compress_to_fp16=False)
+        ran = load_backend(xml).compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        assert ran == expected, options
+    model.set_rt_info(json.dumps({"NUM_STREAMS": 2}), [RT_INFO_SECTION, "runtime_options"])
+    ov.save_model(model, str(tmp_path / "bad.xml"), compress_to_fp16=False)
+    with pytest.raises(ModelLoadError, match="unknown to the OpenVINO loader"):
+        load_backend(tmp_path / "bad.xml")
     # An fp32 IR still pins f32 by default (parity needs the artifact's own numbers).
     assert load_backend(write_artifact(tmp_path / "f", "openvino")).precision == "fp32"
 

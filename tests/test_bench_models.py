@@ -1,6 +1,7 @@
-"""The model benchmark (engineer H): its tables compute the ratios from the rows they show, its
-subprocess worker really loads and times an artifact (and reports a broken one instead of crashing),
-and the harness can find it. No speed is asserted: speed targets live in BENCHMARKS.md, not in tests."""
+"""The model benchmark: its tables compute the ratios from the rows they show, its subprocess worker
+really loads and times an artifact (and reports a broken one instead of crashing), its INT8-vs-fp32 pairs
+are timed in one process, its model list is data, and the harness can find it. No speed is asserted:
+speed targets live in BENCHMARKS.md, not in tests."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dpiqa_edge.bench_models import PHONE_ENV, SIZE, Row, _sections, _worker, be
 
 
 def _row(model, backend, precision, p50, size, note=""):
-    return Row(model, backend, precision, ran=precision, threads=2, params=1_000_000, gmacs=1.0, size_bytes=size,
+    return Row(model, backend, precision, ran=precision, threads=2, size=512, params=1_000_000, gmacs=1.0, size_bytes=size,
                p50=p50, p95=p50 * 1.1, rss_bytes=100 * 2**20, throughput={"1": 1000 / p50}, note=note)
 
 
@@ -63,9 +64,12 @@ def test_ratios_from_rows(tables, comparison, backend, speed, size):
 
 
 def test_main_and_phone_tables(tables):
-    main = tables["Students vs backends (512x512)"]
+    main = tables["Students vs backends"]
     assert len(main.rows) == 11 + 1  # every non-phone row plus the teacher
-    lite_int8_ov = [r for r in main.rows if r[:3] == ["lite0", "openvino", "int8 -> int8"] and r[-1] == "f32 pinned"][0]
+    col = {c: i for i, c in enumerate(main.columns)}
+    lite_int8_ov = [r for r in main.rows if (r[0], r[col["backend"]], r[col["precision (stored -> ran)"]]) ==
+                    ("lite0", "openvino", "int8 -> int8") and r[-1] == "f32 pinned"][0]
+    assert lite_int8_ov[col["input"]] == 512
     assert lite_int8_ov[main.columns.index("x faster than teacher")] == pytest.approx(2000.0)
     assert main.rows[-1][0].startswith("teacher") and "CPU" in main.rows[-1][-1]
     [phone] = tables["Phone-like rows (1 thread; OpenVINO capped to AVX2)"].rows
@@ -111,3 +115,64 @@ def test_choose_threads(monkeypatch, load, env, expected):
     cores = len(os.sched_getaffinity(0))
     threads, why = choose_threads()
     assert threads == (cores if expected is None else expected) and why
+
+
+def test_pair_worker_times_fp32_and_int8_in_one_process(tmp_path):
+    """kind=pair: both artifacts through the runtime loader, round-robin; the speed-up is the ratio of the
+    two medians it reports (exact arithmetic), the precision each ran is read back."""
+    from test_report import _tiny_onnx
+
+    a = _tiny_onnx(tmp_path / "a", 100.0, 0.0, "fp32", "c" * 64, size=SIZE)
+    b = _tiny_onnx(tmp_path / "b", 100.0, 0.0, "int8", "c" * 64, size=SIZE)
+    res = _worker({"kind": "pair", "fp32": str(a), "int8": str(b), "threads": 1, "rounds": 2, "per_round": 2,
+                   "warmup": 1}, timeout=120)
+    assert "error" not in res, res
+    assert res["fp32"]["n"] == res["int8"]["n"] == 4 and res["int8"]["ran"] == "int8"
+    assert res["speedup"] == pytest.approx(res["fp32"]["p50"] / res["int8"]["p50"], rel=1e-12)
+
+
+def test_int8_section_judges_each_pair_against_its_backend_target():
+    from dpiqa_edge.bench_int8 import TARGETS, int8_section, pair_plan
+
+    def res(f, q):
+        return {"fp32": {"p50": f, "ran": "fp32", "n": 45}, "int8": {"p50": q, "ran": "int8", "n": 45}, "speedup": f / q}
+
+    facts = lambda b, t: {"model": "lite0@224", "size": 224, "backend": b, "threads": t, "how": f"{t} threads"}  # noqa: E731
+    sec = int8_section([(facts("onnxruntime", 2), res(10.0, 5.0)), (facts("onnxruntime", 1), res(10.0, 7.0)),
+                        (facts("openvino", 2), res(6.5, 5.0)), (facts("openvino", 1), {"error": "exit 1: boom"})], Section)
+    speed, met = sec.columns.index("speed-up"), sec.columns.index("met")
+    assert [r[speed] for r in sec.rows[:3]] == [2.0, 10 / 7, 1.3]
+    assert [r[met] for r in sec.rows] == ["yes", "NO", "yes", "FAILED: exit 1: boom"]  # 1.43 < 1.5; 1.3 >= 1.3
+    assert TARGETS == {"onnxruntime": 1.5, "openvino": 1.3}
+    # the plan: both backends at all cores and phone-like (ORT 1 thread; OpenVINO 1 thread + AVX2 cap)
+    models = {"m": {"size": 224, "exports": {(t, p): f"/x/{t}-{p}" for t in ("onnx", "openvino") for p in ("fp32", "int8")}}}
+    plan = pair_plan(models, 2, PHONE_ENV, quick=True)
+    got = [(f["backend"], s["threads"], env) for f, s, env in plan]
+    assert got == [("onnxruntime", 2, None), ("onnxruntime", 1, None), ("openvino", 2, None), ("openvino", 1, PHONE_ENV)]
+    assert [(s.get("fp32_hint"), s.get("int8_hint")) for _, s, _ in plan] == [
+        (None, None), (None, None), ("default", None), ("f32", "f32")]  # bf16 under the AVX2 cap crashes oneDNN
+
+
+def test_kernel_section_reads_the_exports_profile():
+    from dpiqa_edge.bench_int8 import kernel_section
+
+    prof = {"ops": {"QLinearConv": {"count": 50, "ms": 1.0, "group": "integer"},
+                    "Conv": {"count": 2, "ms": 0.5, "group": "float"}},
+            "groups": {"integer": {"count": 50, "ms": 1.0}, "float": {"count": 2, "ms": 0.5},
+                       "convert": {"count": 10, "ms": 0.1}, "layout": {"count": 3, "ms": 0.0}, "other": {"count": 0, "ms": 0}},
+            "float_convs": 2, "integer_share": 0.625}
+    sec = kernel_section({"lite0 (224x224)": {"conversion": {"ort_kernels": prof}}, "old": {"conversion": {}}}, Section)
+    assert sec.rows[0][:5] == ["lite0 (224x224)", 50, 2, 10, 3] and "QLinearConv 50" in sec.rows[0][5]
+    assert sec.rows[1][-1] == "not profiled by this export"
+
+
+def test_model_list_is_data_and_a_missing_checkpoint_is_skipped(tmp_path):
+    from dpiqa_edge.bench_models import MODELS, BenchModel, build_students
+
+    labels = [m.label for m in MODELS]
+    for label in ("lite0", "lite0-pruned50", "lite0@224", "lite0-pruned50@224", "default"):
+        assert label in labels
+    assert {m.size for m in MODELS if m.label.endswith("@224")} == {224}
+    said = []
+    out = build_students(tmp_path, True, said.append, models=(BenchModel("shipped", "no/such/checkpoint", None),))
+    assert out == {} and "skipping shipped" in said[0] and "no/such/checkpoint" in said[0]

@@ -296,6 +296,44 @@ def test_lossy_variants_run_the_accuracy_gate(lite0, manifest, tmp_path, target,
     meta = resolve_artifact(out)[1]
     assert meta["precision"] == kwargs.get("precision", "fp32") and meta["compression"] == kwargs.get("compression", "none")
     assert ("quantization" if target == "onnx" else "compression") in record["conversion"]
+    if target == "onnx":  # the fastest rung passed: 3 first convolutions float, the rest in ORT's int8 kernels
+        q, kernels = record["conversion"]["quantization"], record["conversion"]["ort_kernels"]
+        assert q["kept_float_convs"] == 3 and "int8_attempts" not in record["conversion"]
+        assert kernels["float_convs"] == 3 and kernels["ops"]["QLinearConv"]["count"] > 40  # Lite0: 50 convs
+        assert meta["runtime_options"] == {"graph_optimization_level": "ORT_ENABLE_ALL"}
+        card = (out / "MODEL_CARD.md").read_text()
+        assert "**Kernels (onnxruntime" in card and "3 kept float on purpose" in card
+
+
+def test_onnx_int8_falls_back_to_the_safer_rung_when_the_gate_fails(lite0, manifest, tmp_path, monkeypatch):
+    """The export tries 3 float first convolutions, then 6; a failed gate moves on and is recorded, and a
+    failure on the last rung fails the export (exit 1, no folder). The gate's verdicts are scripted here
+    (the real gate is tested above and in test_int8/test_gate); the conversions and the record are real."""
+    import dpiqa_edge.export as ex
+    from dpiqa_edge.errors import GateError
+
+    real, calls = ex._int8_gate, []
+
+    def scripted(verdicts):
+        def gate(model, backend, test, max_srcc_drop, out):
+            result = real(model, backend, test, max_srcc_drop, out)
+            calls.append(backend.file)
+            ok = verdicts[len(calls) - 1]
+            return {**result, "passed": ok, "reason": "scripted " + ("pass" if ok else "fail")}
+        return gate
+
+    monkeypatch.setattr(ex, "_int8_gate", scripted([False, True]))
+    out = export_model(lite0, "onnx", "int8", tmp_path / "ladder", calib=str(manifest), calib_images=8, log=None)
+    record = json.loads((out / "export.json").read_text())
+    assert len(calls) == 2 and record["conversion"]["quantization"]["kept_float_convs"] == 6
+    [attempt] = record["conversion"]["int8_attempts"]
+    assert attempt["options"] == {"float_first_convs": 3} and attempt["accuracy_gate"]["passed"] is False
+    assert "rejected by the accuracy gate" in (out / "MODEL_CARD.md").read_text()
+    calls.clear()
+    monkeypatch.setattr(ex, "_int8_gate", scripted([False, False]))
+    with pytest.raises(GateError, match="scripted fail"):
+        export_model(lite0, "onnx", "int8", tmp_path / "fails", calib=str(manifest), calib_images=8, log=None)
+    assert len(calls) == 2 and not (tmp_path / "fails").exists()
 
 
 @pytest.mark.parametrize("precision", ["fp32"])

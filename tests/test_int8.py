@@ -267,3 +267,150 @@ def test_float_first_convs_keeps_the_early_layers_float(fp32_onnx, fp32_ir, imag
     for conv in early:
         assert conv.get_friendly_name() in ov_info["kept_float"]
         assert conv.inputs()[0].get_source_output().get_node().get_type_name() != "FakeQuantize"
+
+
+def _as_artifact(path, precision="int8", **extra):
+    """Give a bare ONNX file the metadata every artifact carries (the runtime loaders need it)."""
+    from dpiqa_edge.export.card import build_metadata
+    from dpiqa_edge.runtime.artifact import encode_metadata
+    from dpiqa_edge.runtime.preprocess import Preprocess
+
+    meta = build_metadata(student="tiny", target="onnx", precision=precision, raw_input=False, gate=50.0,
+                          preprocessing=Preprocess(size=(SIZE, SIZE)).to_dict(), source_sha256="0" * 64,
+                          dynamic_batch=True, image_input=False)
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    for k, v in encode_metadata({**meta, **extra}).items():
+        m.metadata_props.add(key=k, value=v)
+    onnx.save(m, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def quantized(fp32_onnx, images, tmp_path_factory):
+    """The tiny student quantized three ways: the export's form (uint8 activations, one DQ per consumer)
+    with no conv kept float and with the first two kept float, and the old int8-activation form."""
+    from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
+
+    root = tmp_path_factory.mktemp("q")
+    out = {}
+    for name, opts in {"u8": {}, "u8_first2": {"float_first_convs": 2}, "s8": {"activations": "int8"}}.items():
+        opts = {"float_first_convs": 0, **opts}
+        out[name] = (quantize_onnx(fp32_onnx, root / f"{name}.onnx", images[:12], progress=False, **opts),
+                     _as_artifact(root / f"{name}.onnx"))
+    return out
+
+
+def test_onnx_int8_runs_in_integer_kernels_end_to_end(quantized, fp32_onnx, images):
+    """The guard against an INT8 artifact that is only smaller: ORT's own profiler must see every conv as
+    a QLinearConv and the residual Add as a QLinearAdd, no float Conv left between a dequantize and a
+    quantize (the tiny student has 5 convs and one residual Add, like a Lite0 block)."""
+    from dpiqa_edge.quantize.ort_kernels import profile_kernels
+
+    info, art = quantized["u8"]
+    prof = profile_kernels(art, runs=3)
+    ops = {k: v["count"] for k, v in prof["ops"].items()}
+    assert ops.get("QLinearConv") == 5 and ops.get("QLinearAdd") == 1, ops
+    assert prof["float_convs"] == 0 and info["kept_float_convs"] == 0
+    assert info["activations"] == "uint8 asymmetric"
+    # Q/DQ only at the float edges (input, the map's pooling, the float score head), not around each conv
+    assert prof["groups"]["convert"]["count"] <= 6, ops
+    # Kept float on purpose is kept float, and counted as such.
+    info2, art2 = quantized["u8_first2"]
+    assert profile_kernels(art2, runs=2)["float_convs"] == 2 == info2["kept_float_convs"]
+    # Still the float model's scores (same tolerance and reason as the QDQ test above).
+    ref, q = _ort_scores(fp32_onnx, images[12:]), _ort_scores(art, images[12:])
+    assert np.max(np.abs(ref - q)) < 1.0
+
+
+def test_int8_activations_are_not_fused_on_x86(quantized):
+    """What the uint8 default avoids, so the guard above can fail: on x86 builds ORT fuses only uint8-
+    activation QDQ units, and int8 activations leave convolutions in float kernels (on ARM builds, where
+    ORT allows int8, they fuse: nothing to show there)."""
+    import platform
+
+    from dpiqa_edge.quantize.ort_kernels import profile_kernels
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("ORT fuses int8-activation QDQ on ARM builds; the contrast exists on x86 only")
+    prof = profile_kernels(quantized["s8"][1], runs=2)
+    assert prof["float_convs"] > 0 and prof["groups"]["convert"]["count"] > 6
+
+
+def test_loader_applies_recorded_session_options(quantized, tmp_path):
+    """runtime_options in the metadata reach the session: with graph optimisation off, ORT fuses nothing
+    and all 5 convs run as float kernels; an unknown option or level fails loading with one line."""
+    import shutil
+
+    from dpiqa_edge.errors import ModelLoadError
+    from dpiqa_edge.quantize.ort_kernels import profile_kernels
+    from dpiqa_edge.runtime.backends import load_backend
+
+    off = _as_artifact(shutil.copy(quantized["u8"][1], tmp_path / "off.onnx"),
+                       runtime_options={"graph_optimization_level": "ORT_DISABLE_ALL"})
+    assert profile_kernels(off, runs=2)["float_convs"] == 5
+    assert load_backend(off).session.get_session_options().graph_optimization_level.name == "ORT_DISABLE_ALL"
+    for bad, match in (({"threads": 4}, "unknown to the onnxruntime loader"),
+                       ({"graph_optimization_level": "FAST"}, "graph_optimization_level 'FAST'")):
+        path = _as_artifact(shutil.copy(quantized["u8"][1], tmp_path / "bad.onnx"), runtime_options=bad)
+        with pytest.raises(ModelLoadError, match=match):
+            load_backend(path)
+
+
+def test_kernel_summary_counts_per_run():
+    """The profiler's events -> per-run counts and groups (numbers checked on a hand-made event list)."""
+    from dpiqa_edge.quantize.ort_kernels import kernel_summary, summarize_events
+
+    def ev(node, op, dur):
+        return {"cat": "Node", "name": f"{node}_kernel_time", "dur": dur, "args": {"op_name": op}}
+
+    runs = 2
+    events = [ev("c1", "QLinearConv", 100), ev("c1", "QLinearConv", 300), ev("c2", "Conv", 50), ev("c2", "Conv", 50),
+              ev("dq", "DequantizeLinear", 10), ev("dq", "DequantizeLinear", 30), {"cat": "Session", "name": "x"}]
+    prof = summarize_events(events, runs)
+    assert prof["ops"]["QLinearConv"] == {"count": 1, "ms": 0.2, "group": "integer"}  # median of 100, 300 us
+    assert prof["float_convs"] == 1 and prof["groups"]["convert"] == {"count": 1, "ms": 0.02}
+    assert prof["integer_share"] == pytest.approx(0.2 / (0.2 + 0.05 + 0.02), abs=1e-4)
+    line = kernel_summary(prof)
+    assert line.startswith("integer: QLinearConv 1 | float: Conv 1 | convert: 1 | layout: 0") and "74%" in line
+
+
+def test_openvino_float_rest_precision_is_measured_and_recorded(images, tmp_path):
+    """Through the real quantizer: both precisions for the ops NNCF left float are measured on the val
+    images against the fp32 IR, and the choice follows the rule (tested with numbers below)."""
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from dpiqa_edge.quantize.openvino_int8 import decide_float_precision, quantize_openvino
+
+    torch.manual_seed(0)
+    model = TinyStudent().eval()
+    with torch.no_grad():
+        model.head[2].weight.mul_(20)  # spread the untrained scores so ranks mean something
+    src = tmp_path / "m.onnx"
+    torch.onnx.export(model, (torch.rand(1, 3, SIZE, SIZE),), str(src), input_names=["image"],
+                      output_names=["score", "quality_map"], dynamic_axes={"image": {0: "n"}}, dynamo=False)
+    xml = tmp_path / "m.xml"
+    ov.save_model(ov.Core().read_model(str(src)), str(xml), compress_to_fp16=False)
+    info = quantize_openvino(xml, tmp_path / "q.xml", images[:12], val=(images[12:], [50.0] * 12), float_first_convs=0)
+    rest = info["float_rest"]
+    assert rest["n_images"] == 12 and rest["images"] == "val" and rest["ms"]["f32"] > 0 and rest["ms"]["default"] > 0
+    assert rest["default_is"] == ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+    # an honest INT8 of this net ranks like its parent (measured ~0.98 either way on 12 images)
+    assert min(rest["rank_agreement"].values()) > 0.9, rest
+    expected = decide_float_precision(rest["default_is"], rest["rank_agreement"], rest["max_abs_change"], 12)[0]
+    assert rest["chosen"] == expected
+    assert rest["runtime_options"] == ({"INFERENCE_PRECISION_HINT": "f32"} if expected == "f32" else {})
+
+
+@pytest.mark.parametrize("default, agreement, change, chosen", [
+    ("f32", {"f32": 0.99, "default": 0.90}, {"f32": 1, "default": 1}, "default"),  # same thing on this CPU
+    ("bf16", {"f32": 0.995, "default": 0.986}, {"f32": 2, "default": 14}, "f32"),  # bf16 costs ranking: pin f32
+    ("bf16", {"f32": 0.995, "default": 0.9935}, {"f32": 2, "default": 3}, "default"),  # within 0.002: speed wins
+    ("bf16", {"f32": None, "default": None}, {"f32": 0.0, "default": 0.0}, "default"),  # constant scores
+    ("bf16", {"f32": None, "default": None}, {"f32": 0.1, "default": 0.4}, "f32"),
+])
+def test_float_precision_rule(default, agreement, change, chosen):
+    from dpiqa_edge.quantize.openvino_int8 import decide_float_precision
+
+    got, why = decide_float_precision(default, agreement, change, 80)
+    assert got == chosen and why

@@ -238,6 +238,9 @@ def test_cli_max_srcc_drop(tiny_set, max_drop, code):
     assert int8["vs_parent"]["parent"] == "tiny-onnx-fp32"
     assert int8["vs_parent"]["srcc_drop"] == pytest.approx(2.0)  # 1 - (-1)
     assert fp32["backend"] == "onnx" and fp32["cost"]["latency_ms"]["p50"] > 0
+    # both timed in the same 3 round-robin rounds (one call each per round), 1 thread as asked
+    assert [v["cost"]["latency_ms"]["repeats"] for v in (fp32, int8)] == [3, 3]
+    assert {v["cost"]["latency_ms"]["threads"] for v in (fp32, int8)} == {1}
     assert fp32["cost"]["size_bytes"] == (root / "tiny-onnx-fp32" / "model.onnx").stat().st_size
     if code:
         assert "tiny-onnx-int8" in res.output and "max-srcc-drop" in res.output

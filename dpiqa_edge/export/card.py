@@ -18,6 +18,7 @@ student's own training manifest when its config names one):
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,7 @@ def model_card(record: dict[str, Any], config: dict[str, Any]) -> str:
         + (" CoreML predict is macOS-only: this check evaluated the saved ML program with a numpy "
            "evaluator (emulated on Linux)." if par.get("emulated") else ""),
         "",
+        *_runtime_lines(record),
         "**Licences.** " + "; ".join(licences(meta["student"], config)) + ".",
         "",
         "**Intended use.** Keep / retake decisions on camera frames, ranking and filtering photos by "
@@ -188,6 +190,34 @@ def model_card(record: dict[str, Any], config: dict[str, Any]) -> str:
         f"source checkpoint sha256 {meta['source_sha256'][:16]}...",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _runtime_lines(record: dict[str, Any]) -> list[str]:
+    """How the artifact runs, where an export measured it: the kernels onnxruntime picked for an INT8
+    graph (its profiler's count per run), OpenVINO's precision for the ops NNCF left float."""
+    conv = record.get("conversion") or {}
+    lines = []
+    kernels = conv.get("ort_kernels")
+    if kernels:
+        from ..quantize.ort_kernels import kernel_summary
+
+        kept = (conv.get("quantization") or {}).get("kept_float_convs", 0)
+        lines += [f"**Kernels (onnxruntime {kernels.get('onnxruntime', '?')} profiler, per run, CPU).** "
+                  + kernel_summary(kernels) + f". Float Conv kernels: {kernels['float_convs']}, of which "
+                  f"{kept} kept float on purpose (the export's kept_float); any other would be a convolution "
+                  "ORT could not fuse, run in float between a dequantize and a quantize.", ""]
+    for attempt in conv.get("int8_attempts") or []:
+        lines += [f"**Tried first** (faster): `{json.dumps(attempt['options'])}`, rejected by the accuracy gate: "
+                  f"{attempt['accuracy_gate']['reason']}. This artifact is the next, safer setting.", ""]
+    rest = (conv.get("quantization") or {}).get("float_rest")
+    if rest:
+        lines += [f"**Float ops (OpenVINO).** The ops NNCF left float run at {rest['chosen_label']}: "
+                  f"{rest['why']}.", ""]
+    opts = (record.get("metadata") or {}).get("runtime_options")
+    if opts:
+        lines += [f"**Runtime options** (in the artifact's metadata, applied by dpiqa-edge's loader; set them in "
+                  f"your own app too): `{json.dumps(opts, sort_keys=True)}`.", ""]
+    return lines
 
 
 def file_sizes(folder: Path) -> dict[str, int]:

@@ -99,14 +99,22 @@ def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str,
         onnx.save(proto, str(dest))
         info["fp16"] = "onnxruntime.transformers.float16.convert_float_to_float16(keep_io_types=True)"
     elif settings.precision == "int8":
-        from ..quantize.onnx_int8 import quantize_onnx
+        from ..quantize.onnx_int8 import RUNTIME_OPTIONS, quantize_onnx
+        from ..quantize.ort_kernels import profile_kernels
+        from ..runtime.artifact import encode_metadata
 
         with tempfile.TemporaryDirectory(prefix="dpiqa-onnx-fp32-") as tmp:
             fp32 = export_onnx_fp32(model, settings, Path(tmp) / "model.onnx", {**metadata, "precision": "fp32"})
             info["quantization"] = quantize_onnx(fp32, dest, calib, **settings.extra.get("int8", {}))
-        proto = onnx.load(str(dest))  # quantize_onnx carries the metadata; make sure it is all ours
-        set_metadata(proto, metadata)
+        # quantize_onnx carries the metadata; make sure it is all ours, with the session options the
+        # gate and the bench run it with (the shared loader applies them)
+        info["runtime_options"] = dict(RUNTIME_OPTIONS)
+        proto = onnx.load(str(dest))
+        set_metadata(proto, {**metadata, **encode_metadata({"runtime_options": info["runtime_options"]})})
         onnx.save(proto, str(dest))
+        # what ORT really runs (kernel counts per run, from its profiler): a QDQ graph ORT could not
+        # fuse runs float kernels between Q/DQ pairs and is slower than fp32 (quantize.ort_kernels)
+        info["ort_kernels"] = profile_kernels(dest, runs=5, threads=1)
     else:  # guarded by check_options
         raise ExportError(f"onnx: unknown precision {settings.precision!r}")
     return dest, info

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExportError
-from ..runtime.artifact import RT_INFO_SECTION
+from ..runtime.artifact import RT_INFO_SECTION, encode_metadata
 from .base import ExportSettings
 from .onnx import export_onnx_fp32
 
@@ -55,7 +55,9 @@ def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str,
             fp32 = save_ir(model, settings, Path(tmp) / "model.xml", {**metadata, "precision": "fp32"}, False)
             opts = dict(settings.extra.get("int8", {}))
             info["quantization"] = quantize_openvino(fp32, dest, calib, val=val, **opts)
-        _restamp(dest, metadata)
+        # the precision chosen for the ops NNCF left float travels in the IR; the runtime loader applies it
+        info["runtime_options"] = info["quantization"]["float_rest"]["runtime_options"]
+        _restamp(dest, {**metadata, **encode_metadata({"runtime_options": info["runtime_options"]})})
     else:
         raise ExportError(f"openvino: unknown precision {settings.precision!r}")
     return dest, info

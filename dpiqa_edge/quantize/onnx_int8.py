@@ -1,10 +1,27 @@
-"""INT8 (W8A8) for ONNX: onnxruntime static quantization in QDQ format.
+"""INT8 (W8A8) for ONNX: onnxruntime static quantization in QDQ format, shaped so ORT runs it in
+integer kernels end to end.
 
 The straight line ORT documents: ``quant_pre_process`` (shape inference + graph optimisation, so
 fused Conv+BN and known shapes quantize well) -> ``quantize_static`` with ``QuantFormat.QDQ``, int8
-per-channel weights and int8 activations calibrated on representative images -> the artifact carries
-QuantizeLinear/DequantizeLinear pairs around int8 initializers, which any ORT execution provider (and
-TensorRT / QNN / XNNPACK) fuses into integer kernels.
+per-channel weights and 8-bit activations calibrated on representative images -> the artifact carries
+QuantizeLinear/DequantizeLinear pairs around int8 initializers, which ORT's graph optimiser fuses into
+integer kernels (QLinearConv, QLinearAdd, QGemm) - but only where each unit matches its rules. Measured
+with ORT's profiler on Lite0 students (``quantize.ort_kernels``; onnxruntime 1.32, x86 with VNNI):
+
+* **uint8 activations (U8S8), not int8 (S8S8).** ORT's x86 build runs QDQ units with uint8 activations in
+  its integer kernels; int8-activation units it fuses only on ARM builds (``session.qdqisint8allowed``,
+  off on x86). On x86 it moved part of an int8 graph to uint8 kernels itself and left the rest - 15 of
+  the 44 convolutions Lite0's export quantized and its 9 residual Adds - as float kernels between a
+  dequantize and a quantize, 78 DequantizeLinear nodes re-dequantizing on every call: INT8 ran no faster than
+  fp32 (1.0x at 512 px, 0.7x for a 50%-pruned Lite0). Forcing int8 allowed on x86 was 4x slower still.
+  uint8 asymmetric activations are the same 256-level grid as int8 asymmetric ones (only the zero point
+  moves), so the choice costs no accuracy, and ORT's ARM kernels take U8S8 as well.
+  ``activations="int8"`` keeps the old form.
+
+With uint8 activations every convolution is a QLinearConv and every residual Add a QLinearAdd (ORT gives
+each consumer its own DequantizeLinear itself), with a handful of Quantize/Dequantize nodes at the graph's
+float edges (input normalisation, the quality-map Resize, the score head); :mod:`.ort_kernels` counts
+them from ORT's profiler and the export records the count.
 
 Calibration methods: ``minmax`` (default; streams, so any number of images), ``entropy`` and
 ``percentile`` (histograms). ORT's histogram calibrators keep every intermediate output of every image
@@ -31,6 +48,14 @@ from ..io import atomic_path, dir_size
 from .calib import as_batches, to_raw
 
 METHODS = ("minmax", "entropy", "percentile")
+ACTIVATIONS = ("uint8", "int8")
+#: ``float_first_convs`` the export tries, fastest first, keeping the first that passes the accuracy gate
+#: (``export._int8_rungs`` says why these two)
+FLOAT_FIRST_CONVS_LADDER = (3, 6)
+#: the session options INT8 artifacts are judged and benchmarked with, recorded in their metadata and
+#: applied by the shared loader: ORT's default level, named so an app that lowers it (QDQ fusion needs
+#: at least ORT_ENABLE_EXTENDED, the NCHWc float layout ORT_ENABLE_ALL) can see what it gives up
+RUNTIME_OPTIONS = {"graph_optimization_level": "ORT_ENABLE_ALL"}
 HIST_MAX_IMAGES = 128  #: default cap for entropy / percentile (memory and time grow with every image)
 LINEAR_OPS = ("Gemm", "MatMul")
 
@@ -144,7 +169,8 @@ def inspect_onnx_int8(path: str | os.PathLike) -> dict:
 def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, calib: Sequence[np.ndarray],
                   method: str = "minmax", per_channel: bool = True, keep_float: Sequence[str] | None = None,
                   head_linears: int = 1, float_first_convs: int = 6, chunk: int = 16,
-                  max_images: int | None = None, progress: bool = True) -> dict:
+                  max_images: int | None = None, activations: str = "uint8", reduce_range: bool = False,
+                  progress: bool = True) -> dict:
     """Quantize an fp32 ONNX model to INT8 QDQ; returns a JSON-ready summary for ``export.json``.
 
     Args:
@@ -166,8 +192,15 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
             the rank agreement with the float parent from 0.963 to 0.979 and the SRCC drop from 0.061 to
             -0.005; 3 -> 6 on the demo's Lite0 (320 images) from 0.990 to 0.996 and 0.016 (over the 0.01
             budget) to -0.002, for 7 kB. OpenVINO's NNCF path passed its gate with 3 and keeps that.
+            ``export_model`` tries 3 first and falls back to 6 when the gate fails
+            (:data:`FLOAT_FIRST_CONVS_LADDER`): on x86 those full-resolution layers also run faster as
+            float than in ORT's int8 kernels, so 3 is the faster setting.
         chunk: images per histogram collection round for entropy/percentile (memory bound).
         max_images: cap on calibration images (default: all for minmax, ``HIST_MAX_IMAGES`` otherwise).
+        activations: ``uint8`` (default: U8S8, what ORT fuses into integer kernels on every CPU; module doc)
+            or ``int8`` (S8S8: fused on ARM builds only, float kernels on x86).
+        reduce_range: 7-bit weights (ORT's advice for x86 CPUs without VNNI, whose U8S8 kernels can
+            saturate a 16-bit intermediate; module doc of ``export/card`` says where it matters).
         progress: show a progress bar.
     """
     import onnx
@@ -178,6 +211,8 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
     src_onnx, dst_onnx = Path(src_onnx), Path(dst_onnx)
     if method not in METHODS:
         raise InputError(f"int8 calibration method {method!r} unknown; valid: {', '.join(METHODS)}")
+    if activations not in ACTIVATIONS:
+        raise InputError(f"int8 activations {activations!r} unknown; valid: {', '.join(ACTIVATIONS)}")
     if not src_onnx.is_file():
         raise InputError(f"{src_onnx}: ONNX model not found")
     batches = as_batches(calib)
@@ -185,7 +220,7 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
         max_images = HIST_MAX_IMAGES
     if max_images is not None:
         batches = batches[:max_images]
-    extra = {}
+    extra: dict = {}
     if method != "minmax" and len(batches) > chunk:
         # ORT's strided collection needs the count to divide evenly: drop the remainder (< chunk images).
         batches = batches[: len(batches) // chunk * chunk]
@@ -212,15 +247,16 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
             excluded = sorted({n for n in names for pat in keep_float if fnmatch.fnmatchcase(n, pat)})
         excluded += [n for n in first_conv_nodes(model, float_first_convs) if n not in excluded]
 
-        # 4. Calibrate and quantize (QDQ, int8 weights per channel, int8 activations).
+        # 4. Calibrate and quantize (QDQ, int8 weights per channel, uint8 activations by default).
         reader = _Reader(graph_input.name, batches, progress)
         calib_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                         "percentile": CalibrationMethod.Percentile}[method]
         try:
             with atomic_path(dst_onnx) as out:
+                act_type = QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8
                 quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
-                                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                                per_channel=per_channel, calibrate_method=calib_method,
+                                activation_type=act_type, weight_type=QuantType.QInt8,
+                                per_channel=per_channel, reduce_range=reduce_range, calibrate_method=calib_method,
                                 nodes_to_exclude=excluded, extra_options=extra)
                 _carry_metadata(src_onnx, out)
         except (ValueError, RuntimeError, KeyError) as exc:
@@ -235,11 +271,12 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
     return {
         "tool": "onnxruntime.quantization.quantize_static",
         "format": "QDQ",
-        "weights": "int8 per-channel" if per_channel else "int8 per-tensor",
-        "activations": "int8",
+        "weights": ("int8 per-channel" if per_channel else "int8 per-tensor") + (", 7-bit range" if reduce_range else ""),
+        "activations": f"{activations} asymmetric",
         "method": method,
         "calibration_images": len(batches),
         "kept_float": excluded,
+        "kept_float_convs": len({n.name for n in model.graph.node if n.op_type == "Conv"} & set(excluded)),
         "fp32_bytes": dir_size(src_onnx),
         "int8_bytes": summary["file_bytes"],
         "size_ratio": summary["file_bytes"] / max(1, dir_size(src_onnx)),

@@ -11,6 +11,14 @@ that it cannot). SRCC is a whole-set metric (one image has no rank correlation),
 function hands NNCF each image's score as its "output" and NNCF ranks layers by how much those move.
 
 The score head's last linear layer(s) stay float (NNCF ``IgnoredScope``) and are listed in the result.
+
+The ops left float (that head, any early convolutions kept float, the quality map's Interpolate) run at
+the CPU plugin's inference precision: bf16 by default on AVX-512-BF16 / AMX CPUs, whose 8-bit mantissa
+(a relative step of 0.4%) can be coarser than the int8 grid of the layers around them (the demo's Lite0
+INT8 agreed with its float parent at SRCC 0.986 with its float ops in bf16). Whether that costs ranking
+depends on the model, so :func:`choose_float_precision` measures the saved IR both ways on held-out
+images (rank agreement with the fp32 IR, and speed) and the export records the choice in the IR's
+``runtime_options``, which the runtime loader applies.
 """
 
 from __future__ import annotations
@@ -192,10 +200,13 @@ def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, ca
         # the final stem: each file is complete before its rename (the .bin first, then atomic_path's .xml).
         os.replace(tmp_xml.with_suffix(".bin"), dst_xml.with_suffix(".bin"))
 
-    # 5. Report from the artifact itself.
+    # 5. Report from the artifact itself, and choose the precision of the ops left float.
     summary = inspect_openvino_int8(dst_xml)
     if summary["fake_quantize"] == 0:
         raise ExportError(f"{dst_xml}: NNCF produced no FakeQuantize ops (nothing quantizable?)")
+    held_out = list(val[0]) if val is not None and len(val[0]) >= 3 else list(as_batches(calib))[:64]
+    float_rest = choose_float_precision(src_xml, dst_xml, held_out)
+    float_rest["images"] = "val" if val is not None and len(val[0]) >= 3 else "calibration (no val given)"
     fp32_bytes = dir_size(src_xml) + dir_size(src_xml.with_suffix(".bin"))
     return {
         "tool": "nncf.quantize_with_accuracy_control" if max_srcc_drop is not None else "nncf.quantize",
@@ -207,7 +218,88 @@ def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, ca
         "fp32_bytes": fp32_bytes, "int8_bytes": summary["file_bytes"],
         "size_ratio": summary["file_bytes"] / max(1, fp32_bytes),
         "artifact": summary,
+        "float_rest": float_rest,
     }
+
+
+#: agreement (SRCC vs the float parent) the plugin's default may lose against pinned f32 and still be
+#: chosen for its speed: well below the differences bf16 makes to a score head (0.01 on the demo students)
+AGREEMENT_TOLERANCE = 0.002
+
+
+def choose_float_precision(fp32_xml: str | os.PathLike, int8_xml: str | os.PathLike, images: Sequence[np.ndarray],
+                           threads: int | None = None, rounds: int = 5) -> dict:
+    """Run the INT8 IR with its float ops at f32 and at the plugin's default; pick one for this model.
+
+    Both are compared with the fp32 IR pinned to f32 (the float parent, within 2e-3 of torch) on
+    ``images`` (held-out val images; never test): rank agreement (Spearman) and the largest score change,
+    and timed round-robin at batch 1. The plugin's default is chosen when it is f32 anyway, or when its
+    agreement is within :data:`AGREEMENT_TOLERANCE` of pinned f32's; otherwise f32 is pinned.
+    Returns a JSON-ready dict; ``runtime_options`` is what the artifact should record (``{}``: default).
+    """
+    import time
+
+    import openvino as ov
+
+    from ..metrics import srcc
+
+    core = ov.Core()
+    default = core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+    cfg = {"INFERENCE_NUM_THREADS": int(threads)} if threads else {}
+    parent = core.compile_model(str(fp32_xml), "CPU", {**cfg, "INFERENCE_PRECISION_HINT": "f32"})
+    int8 = core.read_model(str(int8_xml))
+    variants = {"f32": core.compile_model(int8, "CPU", {**cfg, "INFERENCE_PRECISION_HINT": "f32"}),
+                "default": core.compile_model(int8, "CPU", dict(cfg))}
+    batches = as_batches(images)
+    if int8.inputs[0].get_element_type().get_type_name() == "u8":
+        batches = [to_raw(b) for b in batches]
+
+    def scores(compiled):
+        port = _score_port(compiled)
+        return np.array([float(np.asarray(compiled(x)[port]).ravel()[0]) for x in batches])
+
+    ref = scores(parent)
+    result = {"default_is": default, "n_images": len(batches), "rank_agreement": {}, "max_abs_change": {}, "ms": {}}
+    for name, compiled in variants.items():
+        s = scores(compiled)
+        value = float(srcc(s, ref)) if len(s) >= 3 else float("nan")
+        result["rank_agreement"][name] = round(value, 5) if math.isfinite(value) else None
+        result["max_abs_change"][name] = round(float(np.max(np.abs(s - ref))), 4)
+    times = {name: [] for name in variants}
+    x = batches[0]
+    for _ in range(rounds):
+        for name, compiled in variants.items():
+            for _ in range(3):
+                t0 = time.perf_counter()
+                compiled(x)
+                times[name].append(time.perf_counter() - t0)
+    result["ms"] = {name: round(1000 * float(np.median(t)), 3) for name, t in times.items()}
+    chosen, why = decide_float_precision(default, result["rank_agreement"], result["max_abs_change"], len(batches))
+    result.update(chosen=chosen, why=why,
+                  chosen_label="f32 (pinned)" if chosen == "f32" else f"the plugin's default ({default} on the export machine)",
+                  runtime_options={"INFERENCE_PRECISION_HINT": "f32"} if chosen == "f32" else {})
+    return result
+
+
+def decide_float_precision(default: str, agreement: dict, change: dict, n: int) -> tuple[str, str]:
+    """The rule of :func:`choose_float_precision`: ``("default" | "f32", why)`` from the plugin's default
+    precision and, per candidate (``f32``, ``default``), the rank agreement with the float parent (None
+    when undefined) and the largest score change."""
+    a_f32, a_def = agreement["f32"], agreement["default"]
+    if default == "f32":
+        return "default", "the plugin's default is f32 on this CPU"
+    if not all(a is not None and math.isfinite(a) for a in (a_f32, a_def)):
+        # constant scores (an untrained head) or too few images: no ranking to compare, compare the scores
+        return ("default" if change["default"] <= change["f32"] else "f32",
+                f"no rank agreement to compare on {n} images (constant scores or fewer than 3); largest score "
+                f"change from the float parent {change['default']:.3f} at the plugin's default ({default}), "
+                f"{change['f32']:.3f} pinned f32")
+    if a_def >= a_f32 - AGREEMENT_TOLERANCE:
+        return "default", (f"at the plugin's default ({default}) it ranks {n} held-out images like the float parent "
+                           f"as well as pinned f32 does (SRCC {a_def:.4f} vs {a_f32:.4f})")
+    return "f32", (f"pinned f32 ranks {n} held-out images closer to the float parent than the plugin's default "
+                   f"({default}): SRCC {a_f32:.4f} vs {a_def:.4f}, largest score change {change['f32']:.3f} vs "
+                   f"{change['default']:.3f}")
 
 
 def _fold_constants(model) -> None:

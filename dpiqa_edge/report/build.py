@@ -22,7 +22,7 @@ from ..errors import GateError, InputError
 from ..io import read_json, write_json, write_text
 from . import accuracy
 from .schema import SCHEMA_ID, SCHEMA_VERSION, validate_report
-from .variants import ScoredVariant, assign_parents, score_variant, timestamp, unique_names
+from .variants import ScoredVariant, assign_parents, interleaved_latency, score_variant, timestamp, unique_names
 
 SYNTH_LABEL = "synthetic pseudo-MOS"
 TEACHER_LABEL = "the GPU teacher"
@@ -179,7 +179,9 @@ def make_report(manifest: str | os.PathLike, teacher_scores: str | os.PathLike |
         synthetic: label targets "synthetic pseudo-MOS"; None: detect ``synth.json`` beside the manifest.
         peers: add BRISQUE and NIQE reference rows (slow-ish: ~0.1 s per image).
         n_boot: bootstrap resamples for the 95% intervals (0: none).
-        threads / latency_repeats / batch_size: passed to :func:`score_variant`.
+        threads / batch_size: passed to :func:`score_variant`.
+        latency_repeats: batch-1 calls of each variant, timed round-robin across all of them
+            (:func:`~.variants.interleaved_latency`; 0: no latency).
         max_images: use only the first N held-out images (smoke runs).
     """
     from ..data.manifest import read_manifest
@@ -205,9 +207,11 @@ def make_report(manifest: str | os.PathLike, teacher_scores: str | os.PathLike |
     if not arts:
         raise InputError("report: give at least one variant artifact (--variants)")
     extra = [Path(parent)] if parent and all(Path(parent).resolve() != a.resolve() for a in arts) else []
-    scored = _score_all(extra + arts, paths, threads=threads, latency_repeats=latency_repeats,
-                        batch_size=batch_size, progress=progress)
+    scored = _score_all(extra + arts, paths, threads=threads, latency_repeats=0, batch_size=batch_size,
+                        progress=progress)
     unique_names(scored)
+    if latency_repeats > 0:  # all variants side by side, so load on a shared machine hits them alike
+        interleaved_latency(scored, paths[0], latency_repeats, threads)
     explicit = scored[[a.resolve() for a in extra + arts].index(Path(parent).resolve())] if parent else None
     assign_parents(scored, explicit)
     # 3. classical peers on the same images

@@ -78,7 +78,7 @@ def agreement_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]
 
 def cost_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     head = ["model", "backend", "precision (exported / ran)", "artifact size", "params", "GMACs",
-            "latency p50 / p95 here (ms, batch 1)"]
+            "latency p50 / p95 here (ms, batch 1, variants timed round-robin)"]
     rows = []
     for v in report["variants"]:
         c = v["cost"]

@@ -193,6 +193,37 @@ def score_variant(artifact: str | os.PathLike, paths: Sequence[str], *, threads:
     )
 
 
+def interleaved_latency(variants: list[ScoredVariant], image: str, repeats: int, threads: int | None = None,
+                        warmup: int = 2) -> None:
+    """Time every variant that has a latency here at batch 1 on ``image``, round-robin (one call of each
+    in turn, ``repeats`` rounds), and fill ``cost["latency_ms"]``. On a shared machine a burst of load then
+    hits every variant alike; timed one after another, minutes apart, an INT8 model and its float parent
+    can swap places by chance. CoreML (emulated on Linux) keeps its note."""
+    from ..bench import summarize_times
+    from ..runtime.scorer import QualityScorer
+
+    timed = [v for v in variants if v.label != EMULATED_LABEL and v.backend != "coreml"]
+    runs = {}
+    for v in timed:
+        scorer = QualityScorer(v.artifact, threads=threads)
+        x = scorer.prepare(image)[None]
+        runs[v.name] = (lambda s=scorer, x=x: s.run_prepared(x))
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    times: dict[str, list[float]] = {n: [] for n in runs}
+    for _ in range(max(1, repeats)):
+        for name, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - t0)
+    for v in timed:
+        t = summarize_times(times[v.name])
+        v.cost["latency_ms"] = {"p50": float(t.median_ms), "p95": float(t.p95_ms), "repeats": int(t.repeat),
+                                "threads": threads}
+        v.cost["latency_note"] = None
+
+
 def _is_float(v: ScoredVariant) -> bool:
     return (v.precision or "fp32") == "fp32"
 

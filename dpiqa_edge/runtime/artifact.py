@@ -30,7 +30,8 @@ REQUIRED_KEYS = (
     "score_range", "higher_is_better", "source_sha256", "outputs", "input_name",
 )
 #: keys whose string form is JSON (bools, numbers, the preprocessing dict); the others stay text
-_JSON_KEYS = {"preprocessing", "raw_input", "higher_is_better", "gate_threshold", "dynamic_batch", "image_input"}
+_JSON_KEYS = {"preprocessing", "raw_input", "higher_is_better", "gate_threshold", "dynamic_batch", "image_input",
+              "runtime_options"}
 
 #: where the OpenVINO rt_info keys live (``model.set_rt_info(value, [RT_INFO_SECTION, key])``)
 RT_INFO_SECTION = "dpiqa_edge"
@@ -66,6 +67,8 @@ def decode_metadata(raw: dict[str, str], where: str) -> dict[str, Any]:
     if meta["higher_is_better"] is not True or meta["score_range"] != "0,100":
         raise ModelLoadError(f"{where}: metadata says score_range={meta['score_range']!r}, "
                              f"higher_is_better={meta['higher_is_better']!r}; dpiqa-edge artifacts are 0,100 / true")
+    if not isinstance(meta.get("runtime_options", {}), dict):
+        raise ModelLoadError(f"{where}: metadata runtime_options={meta['runtime_options']!r} is not a JSON object")
     if meta["target"] not in SUFFIX_TO_BACKEND.values():
         raise ModelLoadError(f"{where}: metadata target {meta['target']!r} is not onnx, openvino or coreml")
     return meta

@@ -5,10 +5,12 @@ On a CPU with AVX-512 BF16 / AMX, OpenVINO executes fp32 models in bf16 unless t
 
 - fp32 / fp16 artifacts: ``f32`` by default (parity checks and reports need the artifact's own numbers);
   ``bf16`` or ``f16`` only when asked.
-- int8 artifacts: the plugin's own default (``default``) - int8 kernels for the quantized ops, the ops
-  left float at the CPU's preferred float precision (bf16 where the CPU has it, f32 elsewhere). That is
-  how an INT8 IR is meant to run, and it is what the export's accuracy gate judged (the gate runs the
-  artifact through this loader). ``f32`` pins the float ops to f32.
+- int8 artifacts: the precision their export chose for the ops NNCF left float and recorded in the IR
+  (``runtime_options`` ``{"INFERENCE_PRECISION_HINT": "f32"}``: measured per model, ``quantize.openvino_int8``),
+  else the plugin's own default (``default``) - int8 kernels for the quantized ops, the ops left float at
+  the CPU's preferred float precision (bf16 where the CPU has it, f32 elsewhere). Either way it is what
+  the export's accuracy gate judged (the gate runs the artifact through this loader). An explicit
+  ``precision_hint`` overrides both.
 
 What the plugin actually chose is read back from the compiled model and reported in ``precision`` (a
 CPU without FP16 support silently takes bf16 for an ``f16`` hint: this says so). An fp16 artifact stores
@@ -41,7 +43,14 @@ class OpenVINOBackend(Backend):
             import openvino as ov
         except ImportError:
             raise ModelLoadError(f"{self.file}: openvino is not installed (pip install dpiqa-edge[openvino])") from None
-        asked = precision_hint or ("default" if self.precision == "int8" else "f32")
+        recorded = dict(self.metadata.get("runtime_options") or {})
+        unknown = sorted(set(recorded) - {"INFERENCE_PRECISION_HINT"})
+        if unknown:
+            raise ModelLoadError(f"{self.file}: runtime_options {unknown} unknown to the OpenVINO loader; valid: INFERENCE_PRECISION_HINT")
+        if self.precision == "int8":
+            asked = precision_hint or recorded.get("INFERENCE_PRECISION_HINT") or "default"
+        else:
+            asked = precision_hint or "f32"
         if asked not in _HINTS:
             raise ModelLoadError(f"{self.file}: unknown precision hint {precision_hint!r}; valid: f32, bf16, f16, default")
         hint = _HINTS[asked]
