@@ -20,11 +20,12 @@ def _epilog() -> str:
             "  dpiqa-edge export --target onnx                       # newest student under ./runs/\n"
             "  dpiqa-edge export --target coreml --precision fp16 --image-input\n"
             "  dpiqa-edge export --target openvino --precision int8 --calib data/manifest.csv --parity-data data/manifest.csv\n"
-            "  dpiqa-edge export --target onnx --raw-input --dynamic-batch --input-size 224 --out exports/cam")
+            "  dpiqa-edge export --target onnx --raw-input --dynamic-batch --input-size 224 --out exports/cam\n"
+            "  dpiqa-edge export --target web --precision int8 --calib data/manifest.csv --out exports/web   # then: dpiqa-edge serve exports/web")
 
 
 @click.command(epilog=_epilog())
-@click.option("--target", required=True, type=click.Choice(list(TARGETS)), help="Artifact format.")
+@click.option("--target", required=True, type=click.Choice(list(TARGETS)), help="Artifact format (web: the ONNX model inside a static browser page).")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False),
               help="Student folder (config.json + model.safetensors). Default: the newest under ./runs/.")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(list(PRECISIONS)),
