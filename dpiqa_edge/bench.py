@@ -48,6 +48,7 @@ BENCHMARKS: dict[str, str] = {
     "openvino_int8": "dpiqa_edge.quantize.measure:bench_openvino_int8",
     "prune_int8": "dpiqa_edge.quantize.measure:bench_prune_int8",
     "teacher_gpu": "dpiqa_edge.teacher.bench:bench_teacher_gpu",
+    "web": "dpiqa_edge.web.bench:bench_web",
 }
 
 LIBRARIES = ("numpy", "pillow", "scipy", "torch", "onnxruntime", "openvino", "coremltools", "timm", "diffusers")

@@ -73,10 +73,19 @@ def camera_video(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(camera_video):
+def playwright():
+    """One Playwright for the module: a thread can drive only one at a time."""
     if NO_BROWSER is not None:
         pytest.skip(f"browser tests skipped: {NO_BROWSER}")
-    with web_browser.launch(web_browser.camera_flags(camera_video)) as b:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, camera_video):
+    with web_browser.launch(web_browser.camera_flags(camera_video), playwright=playwright) as b:
         yield b
 
 
@@ -190,6 +199,35 @@ def test_page_scores_equal_python_runtime(browser, web_exports, precision):
         assert result["score"] == pytest.approx(scorer.score(folder / "rocket.jpg"), abs=SCORE_TOL)
         assert result["verdict"] == ("keep" if result["score"] >= scorer.gate_threshold else "retake")
         page.context.close()
+
+
+@needs_browser
+@pytest.mark.parametrize("model", ["sharpness-net", "lite0-students"])
+def test_webgpu_build_scores_equal_python_runtime(request, playwright, model):
+    """The WebGPU build (?ep=webgpu: its own WASM binary and GPU kernels). No GPU here: Chromium's
+    adapter is SwiftShader (Vulkan on the CPU), so this checks that build's wiring and numbers, not speed.
+    SwiftShader compiles Lite0's shaders slowly (~100 s for fp32 + int8 on 2 cores), so the students run
+    only with DPIQA_WEBGPU_STUDENTS=1 (measured: max |diff| 2.5e-4 fp32, 0.072 int8 on 3 photos)."""
+    from dpiqa_edge.runtime.scorer import QualityScorer
+
+    if model == "lite0-students" and not os.environ.get("DPIQA_WEBGPU_STUDENTS"):
+        pytest.skip("Lite0 on SwiftShader WebGPU takes ~100 s here; set DPIQA_WEBGPU_STUDENTS=1 to run it")
+    folders = ({"fp32": request.getfixturevalue("sharpness_page")} if model == "sharpness-net"
+               else request.getfixturevalue("web_exports"))
+    with web_browser.launch(webgpu=True, playwright=playwright) as gpu_browser:
+        for precision, folder in folders.items():
+            scorer = QualityScorer(folder / "model.onnx", threads=1)
+            with web_browser.serving(folder) as url:
+                page = open_page(gpu_browser, url + "?ep=webgpu")
+                adapter = page.evaluate(web_browser.ADAPTER_JS)
+                if adapter is None:
+                    pytest.skip("this Chromium offers no WebGPU adapter, not even SwiftShader")
+                assert page.get_attribute("html", "data-state") == "ready", page.inner_text("#status")
+                assert page.evaluate("dpiqa.info.backend") == "webgpu"
+                for name in ("astronaut.png",) if model == "sharpness-net" else PHOTOS[:3]:
+                    got = page.evaluate("u => dpiqa.scoreImage(u)", name)["score"]
+                    assert abs(got - scorer.score(folder / name)) <= SCORE_TOL, (precision, name, adapter)
+                page.context.close()
 
 
 # -- 2. the JS pieces against their Python definitions -----------------------------------------------

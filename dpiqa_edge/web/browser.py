@@ -55,20 +55,36 @@ def camera_flags(video: str | Path) -> list[str]:
     return ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"]
 
 
+#: the page's WebGPU adapter, for labelling: {vendor, architecture, software} or None without one
+ADAPTER_JS = """async () => {
+  if (!navigator.gpu) return null;
+  const a = await navigator.gpu.requestAdapter();
+  if (!a) return null;
+  const i = a.info || {};
+  return {vendor: i.vendor || "", architecture: i.architecture || "", software: Boolean(a.isFallbackAdapter) || i.architecture === "swiftshader"};
+}"""
+
+
 @contextlib.contextmanager
-def launch(extra_flags: list[str] | None = None, headless: bool = True) -> Iterator:
-    """A Playwright ``Browser`` on the system Chromium; closed (and Playwright stopped) on exit."""
+def launch(extra_flags: list[str] | None = None, headless: bool = True, webgpu: bool = False,
+           playwright=None) -> Iterator:
+    """A Playwright ``Browser`` on the system Chromium, closed on exit.
+
+    ``webgpu=True`` keeps the GPU process and enables WebGPU where Chromium has not shipped it (Linux):
+    with no GPU, its adapter is SwiftShader, Chromium's Vulkan on the CPU (checks WebGPU code paths and
+    numbers, not GPU speed). ``playwright``: a started ``sync_playwright()`` to launch from (one thread
+    can run only one at a time); by default one is started here and stopped on exit."""
     from playwright.sync_api import sync_playwright
 
     exe = find_chromium()
     if exe is None:
         raise RuntimeError(unavailable() or "Chromium not found")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe, headless=headless, args=FLAGS + list(extra_flags or []))
-        try:
-            yield browser
-        finally:
-            browser.close()
+    flags = [f for f in FLAGS if f != "--disable-gpu"] + ["--enable-unsafe-webgpu"] if webgpu else list(FLAGS)
+    with contextlib.ExitStack() as stack:
+        pw = playwright if playwright is not None else stack.enter_context(sync_playwright())
+        browser = pw.chromium.launch(executable_path=exe, headless=headless, args=flags + list(extra_flags or []))
+        stack.callback(browser.close)
+        yield browser
 
 
 @contextlib.contextmanager

@@ -148,33 +148,44 @@ function computeCoefficients(inSize, outSize, filter) {
   return { first, count, weights, ksize };
 }
 
-const clip8 = (acc) => { const v = Math.floor(acc / PRECISION); return v < 0 ? 0 : v > 255 ? 255 : v; };
+const HALF = PRECISION / 2;
 
-/** One separable pass along x (horizontal) or y (vertical), rounding to uint8 as Pillow does. Pillow
- *  sums in 32-bit ints; the weights are normalised so no sum leaves that range, and JS numbers hold it. */
-function resamplePass(src, w, h, outSize, filter, horizontal) {
-  const c = coefficients(horizontal ? w : h, outSize, filter);
+/** Along x: each output pixel sums `count` neighbours of its row. Pillow accumulates in 32-bit ints
+ *  (its weights are normalised so no sum leaves that range) and keeps the top bits: `>> 22`, then
+ *  clamped to 0..255, which the Uint8ClampedArray does on assignment. */
+function horizontalPass(src, w, h, ow, c) {
   const { first, count, weights, ksize } = c;
-  const ow = horizontal ? outSize : w, oh = horizontal ? h : outSize;
-  const out = new Uint8Array(ow * oh * 3);
-  const half = PRECISION / 2;
-  // Source pixels of output (x, y) are p0 + j * stride, j < count.
-  const stride = horizontal ? 3 : w * 3;
-  for (let y = 0; y < oh; y++) {
+  const out = new Uint8ClampedArray(ow * h * 3);
+  let o = 0;
+  for (let y = 0; y < h; y++) {
+    const row = y * w * 3;
     for (let x = 0; x < ow; x++) {
-      const i = horizontal ? x : y;
-      const base = i * ksize, n = count[i];
-      let p = horizontal ? (y * w + first[i]) * 3 : (first[i] * w + x) * 3;
-      let s0 = half, s1 = half, s2 = half;
-      for (let j = 0; j < n; j++, p += stride) {
+      const base = x * ksize, n = count[x];
+      let p = row + first[x] * 3, s0 = HALF, s1 = HALF, s2 = HALF;
+      for (let j = 0; j < n; j++, p += 3) {
         const k = weights[base + j];
         s0 += src[p] * k; s1 += src[p + 1] * k; s2 += src[p + 2] * k;
       }
-      const o = (y * ow + x) * 3;
-      out[o] = clip8(s0); out[o + 1] = clip8(s1); out[o + 2] = clip8(s2);
+      out[o++] = s0 >> 22; out[o++] = s1 >> 22; out[o++] = s2 >> 22;
     }
   }
-  return out;
+  return new Uint8Array(out.buffer);
+}
+
+/** Along y: whole rows at a time (the same sums in the same order, read row by row for the cache). */
+function verticalPass(src, w, oh, c) {
+  const { first, count, weights, ksize } = c;
+  const rowLen = w * 3, out = new Uint8ClampedArray(oh * rowLen), acc = new Float64Array(rowLen);
+  for (let y = 0; y < oh; y++) {
+    acc.fill(HALF);
+    for (let j = 0; j < count[y]; j++) {
+      const k = weights[y * ksize + j], p = (first[y] + j) * rowLen;
+      for (let i = 0; i < rowLen; i++) acc[i] += src[p + i] * k;
+    }
+    const o = y * rowLen;
+    for (let i = 0; i < rowLen; i++) out[o + i] = acc[i] >> 22;
+  }
+  return new Uint8Array(out.buffer);
 }
 
 /** Pillow's NEAREST resize (an affine scale: source = floor of an accumulated (i + 0.5) * in/out). */
@@ -202,9 +213,9 @@ export function resizeRGB(src, w, h, ow, oh, resample) {
   if (resample === "nearest") return nearest(src, w, h, ow, oh);
   const filter = FILTERS[resample];
   if (!filter) throw new PageError(`unknown resample ${resample}; valid: ${RESAMPLE.join(", ")}`);
-  let img = src, iw = w;
-  if (ow !== w) { img = resamplePass(img, w, h, ow, filter, true); iw = ow; }   // horizontal first, as Pillow
-  if (oh !== h) img = resamplePass(img, iw, h, oh, filter, false);
+  let img = src;
+  if (ow !== w) img = horizontalPass(img, w, h, ow, coefficients(w, ow, filter)); // horizontal first, as Pillow
+  if (oh !== h) img = verticalPass(img, ow, oh, coefficients(h, oh, filter));
   return img;
 }
 
@@ -239,8 +250,10 @@ function toInput(rgb, pre) {
   const [lo, hi] = pre.inputRange;
   const scale = Math.fround((hi - lo) / 255.0), lo32 = Math.fround(lo);
   const hw = h * w, out = new Float32Array(3 * hw);
-  for (let i = 0; i < hw; i++) {
-    for (let c = 0; c < 3; c++) out[c * hw + i] = Math.fround(rgb[i * 3 + c] * scale) + lo32;
+  for (let c = 0; c < 3; c++) {
+    const plane = c * hw;
+    if (lo32 === 0) for (let i = 0; i < hw; i++) out[plane + i] = rgb[i * 3 + c] * scale; // one rounding, on the store
+    else for (let i = 0; i < hw; i++) out[plane + i] = Math.fround(rgb[i * 3 + c] * scale) + lo32;
   }
   return { type: "float32", data: out, dims: [1, 3, h, w] };
 }
