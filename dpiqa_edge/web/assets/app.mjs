@@ -166,6 +166,10 @@ function addLine(text, kind) {
 }
 
 async function scoreFiles(files) {
+  if (!state.session) { // the status above already says why (still loading, or what failed)
+    for (const file of files) addLine(`${file.name}: not scored: the model is not loaded`, "error");
+    return;
+  }
   for (const file of files) {
     try {
       const r = await scoreImage(file);
@@ -242,6 +246,9 @@ async function startCamera() {
   video.srcObject = stream;
   await video.play();
   live.stream = stream;
+  stream.getVideoTracks()[0].addEventListener("ended", () => { // unplugged, revoked, taken by another app
+    if (live.running) { stopCamera(); setStatus("camera: the camera stopped (disconnected, or permission withdrawn)", "error"); }
+  });
   live.gate = new core.CameraGate({ ...state.config.gate, threshold: state.threshold });
   live.log = [];
   live.running = true;
@@ -323,7 +330,7 @@ drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", (e) => {
   e.preventDefault();
   drop.classList.remove("over");
-  if (state.session) scoreFiles([...e.dataTransfer.files]);
+  scoreFiles([...e.dataTransfer.files]);
 });
 
 // ?image=URL: score one image and write the JSON result into the page (for scripts and tests).
