@@ -47,7 +47,7 @@ def _epilog() -> str:
                    "Default: the student's training manifest, else package photos.")
 @click.option("--parity-images", default=8, show_default=True, type=int, help="Images per parity check.")
 def export(**kwargs) -> None:
-    """Export a student to ONNX, OpenVINO or CoreML, with metadata, a model card and a parity check."""
+    """Export a student to ONNX, OpenVINO, CoreML or a browser page (web), with metadata, a model card and a parity check."""
     from . import export_model
 
     out = export_model(kwargs.pop("model_dir"), kwargs.pop("target"), kwargs.pop("precision"),

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -69,8 +70,9 @@ def _python_timer(folder: Path, threads: int) -> Callable[[int], list[dict[str, 
     return run
 
 
-def bench_web(quick: bool = False, log=None) -> list | None:
-    """The registered benchmark: one section (see the module doc); None where no browser can run."""
+def bench_web(quick: bool = False, log=None, software_webgpu: bool = False) -> list | None:
+    """The registered benchmark: one section (see the module doc); None where no browser can run.
+    ``software_webgpu``: time WebGPU on a software adapter too (SwiftShader; a check of this code, not a figure)."""
     import statistics
 
     from ..bench import Section, ratio, summarize_times
@@ -84,22 +86,28 @@ def bench_web(quick: bool = False, log=None) -> list | None:
     rounds, chunk = (2, 5) if quick else (5, 10)
     with tempfile.TemporaryDirectory(prefix="dpiqa-bench-web-") as tmp:
         pages = _export_pages(Path(tmp), log)
+        adapter = _webgpu_adapter(pages["fp32"])
+        gpu = adapter is not None and (not adapter["software"] or software_webgpu)
         timers: dict[tuple[str, str, int], Callable] = {}
-        servers, notes = [], []
-        with browser.launch() as b:
+        notes: list[str] = []
+        with contextlib.ExitStack() as stack:
+            b = stack.enter_context(browser.launch(webgpu=gpu))
             version = b.version
             for precision, folder in pages.items():
-                servers.append(browser.serving(folder))
-                url = servers[-1].__enter__()
-                for threads in (1, 2):
+                url = stack.enter_context(browser.serving(folder))
+                runs = [("browser WASM", threads, f"?threads={threads}") for threads in (1, 2)]
+                runs += [("browser WebGPU", 1, "?ep=webgpu&threads=1")] if gpu else []
+                for runtime, threads, query in runs:
                     page = b.new_context().new_page()
-                    page.goto(f"{url}?threads={threads}")
+                    page.goto(url + query)
                     page.wait_for_function("document.documentElement.dataset.state !== 'loading'", timeout=120_000)
                     info = page.evaluate("dpiqa.info")
-                    if info["threads"] != threads:
-                        raise RuntimeError(f"web bench: the page runs {info['threads']} threads, not {threads} (isolated: {info['isolated']})")
+                    if info["threads"] != threads or info["backend"] is None:
+                        raise RuntimeError(f"web bench: {url + query}: {page.inner_text('#status')} (threads {info['threads']}, "
+                                           f"isolated: {info['isolated']})")
                     page.evaluate("o => dpiqa.bench(o)", {"width": FRAME[1], "height": FRAME[0], "warmup": 5, "repeat": 1})
-                    timers[("browser WASM", precision, threads)] = _browser_timer(page)
+                    timers[(runtime, precision, threads)] = _browser_timer(page)
+                for threads in (1, 2):
                     timers[("Python onnxruntime", precision, threads)] = _python_timer(folder, threads)
             # 4. round-robin chunks
             samples: dict[tuple, list[dict[str, float]]] = {k: [] for k in timers}
@@ -107,15 +115,16 @@ def bench_web(quick: bool = False, log=None) -> list | None:
                 log(f"  round {r + 1}/{rounds}")
                 for key, timer in timers.items():
                     samples[key] += timer(chunk)
-            for server in servers:
-                server.__exit__(None, None, None)
-        adapter = _webgpu_adapter(pages["fp32"])
-    if adapter is None or adapter["software"]:
+    if adapter is not None and gpu:
+        notes.append(f"WebGPU rows: adapter {adapter['vendor']} {adapter['architecture']}"
+                     + (" (software: WebGPU on the CPU, not a GPU figure)" if adapter["software"] else "") + ".")
+    else:
         what = "no adapter" if adapter is None else f"only {adapter['vendor']} {adapter['architecture']} (software: WebGPU on the CPU)"
         notes.append(f"WebGPU: not measured: headless Chromium here has {what}; this machine has no GPU. On a phone "
                      "the page offers WebGPU with ?ep=webgpu (its numbers are checked on SwiftShader by tests/test_web.py).")
     rows = []
-    for (runtime, precision, threads), s in samples.items():
+    order = sorted(samples, key=lambda k: (k[1], k[2], k[0].startswith("Python"), k[0]))  # browser rows, then Python
+    for (runtime, precision, threads), s in ((k, samples[k]) for k in order):
         t = summarize_times([x["total_ms"] / 1e3 for x in s])
         py = summarize_times([x["total_ms"] / 1e3 for x in samples[("Python onnxruntime", precision, threads)]])
         rows.append([runtime, precision, threads, t.median_ms, t.p95_ms, statistics.median(x["capture_ms"] for x in s) if runtime.startswith("browser") else "",

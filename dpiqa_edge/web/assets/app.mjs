@@ -75,9 +75,14 @@ async function load() {
   }
   state.meta = core.decodeMetadata(raw, cfg.model);
   state.pre = core.preprocessFromMetadata(state.meta, cfg.model);
-  state.threshold = params.has("threshold") ? Number(params.get("threshold")) : state.meta.gate_threshold;
-  if (state.threshold === null || !Number.isFinite(state.threshold)) {
-    throw new core.PageError(`${cfg.model}: no gate_threshold in its metadata; open the page with ?threshold=T`);
+  if (params.has("threshold")) {
+    state.threshold = Number(params.get("threshold"));
+    if (params.get("threshold") === "" || !(state.threshold >= 0 && state.threshold <= 100)) {
+      throw new core.PageError(`?threshold=${params.get("threshold")}: expected a score between 0 and 100`);
+    }
+  } else {
+    state.threshold = state.meta.gate_threshold;
+    if (state.threshold === null) throw new core.PageError(`${cfg.model}: no gate_threshold in its metadata; open the page with ?threshold=T`);
   }
   try {
     state.session = await ort.InferenceSession.create(bytes, { executionProviders: [state.ep], graphOptimizationLevel: "all" });
@@ -133,15 +138,26 @@ async function toBlob(src) {
 }
 
 // -- 3. scoring ------------------------------------------------------------------------------------
+// One run at a time: the live camera and a dropped photo share the session, which is not re-entrant.
+let running = Promise.resolve();
+function exclusive(fn) {
+  const result = running.then(fn, fn);
+  running = result.catch(() => {});
+  return result;
+}
+
 async function scoreFrame(frame) {
   const t0 = performance.now();
   const inputs = core.modelInputs(frame, state.pre);
   const t1 = performance.now();
-  let sum = 0;
-  for (const inp of inputs) {
-    const out = await state.session.run({ [state.meta.input_name]: new state.ort.Tensor(inp.type, inp.data, inp.dims) }, ["score"]);
-    sum += out.score.data[0];
-  }
+  const sum = await exclusive(async () => {
+    let total = 0;
+    for (const inp of inputs) {
+      const out = await state.session.run({ [state.meta.input_name]: new state.ort.Tensor(inp.type, inp.data, inp.dims) }, ["score"]);
+      total += out.score.data[0];
+    }
+    return total;
+  });
   const score = sum / inputs.length;
   if (!Number.isFinite(score)) throw new core.PageError(`${state.config.model}: the model produced a non-finite score (${state.ep})`);
   return { score, preprocess_ms: t1 - t0, infer_ms: performance.now() - t1 };
@@ -181,7 +197,7 @@ async function scoreFiles(files) {
 }
 
 // -- 4. the live camera gate ------------------------------------------------------------------------
-const live = { running: false, stream: null, gate: null, log: [], captureFrames: false, busy: false };
+const live = { running: false, stream: null, gate: null, log: [], captureFrames: false };
 
 async function checkFrame(frame) {
   const failed = live.gate.cheapCheck(frame);
