@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/dpiqa-edge demo
 
 test: $(STAMP)
+	@bash tools/install_browser.sh
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

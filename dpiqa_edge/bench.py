@@ -49,6 +49,7 @@ BENCHMARKS: dict[str, str] = {
     "prune_int8": "dpiqa_edge.quantize.measure:bench_prune_int8",
     "teacher_gpu": "dpiqa_edge.teacher.bench:bench_teacher_gpu",
     "camera": "dpiqa_edge.bench_camera:bench_camera",
+    "web": "dpiqa_edge.web.bench:bench_web",
 }
 
 LIBRARIES = ("numpy", "pillow", "scipy", "torch", "onnxruntime", "openvino", "coremltools", "timm", "diffusers")

@@ -18,7 +18,7 @@ from . import __version__
 from .errors import DpiqaError
 
 EPILOG = """\b
-The road:  data synth -> teacher train -> teacher score -> distill -> prune -> export -> check / report
+The road:  data synth -> teacher train -> teacher score -> distill -> prune -> export -> check / report / serve
 Quick start:  dpiqa-edge demo          (the whole road on the embedded default set)
 """
 
@@ -60,8 +60,9 @@ def _register() -> None:
     from .report.commands import report
     from .runtime.commands import check
     from .teacher.commands import teacher
+    from .web.commands import serve
 
-    for cmd in (data, teacher, distill, prune, export, check, report, bench, demo, default_model):
+    for cmd in (data, teacher, distill, prune, export, serve, check, report, bench, demo, default_model):
         main.add_command(cmd)
 
 

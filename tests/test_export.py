@@ -117,7 +117,7 @@ def torch_ref(model_dir: Path, x: np.ndarray):
 
 # -- the targets table ------------------------------------------------------------------------------
 def test_targets_table_errors_list_valid_choices(lite0):
-    with pytest.raises(ConfigError, match="valid targets: onnx, openvino, coreml"):
+    with pytest.raises(ConfigError, match="valid targets: onnx, openvino, coreml, web"):
         export_model(lite0, "tflite")
     with pytest.raises(ConfigError, match=r"--raw-input not allowed; coreml allows: .*--image-input"):
         export_model(lite0, "coreml", raw_input=True)
@@ -129,7 +129,7 @@ def test_targets_table_errors_list_valid_choices(lite0):
         export_model(lite0, "openvino", "int8")
     with pytest.raises(ConfigError, match="int8 only"):
         export_model(lite0, "onnx", "fp32", calib="x.csv")
-    assert set(TARGETS) == {"onnx", "openvino", "coreml"}
+    assert set(TARGETS) == {"onnx", "openvino", "coreml", "web"}
 
 
 # -- the full matrix for lite0 -----------------------------------------------------------------------

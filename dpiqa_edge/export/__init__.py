@@ -35,7 +35,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
 
     Args:
         model_dir: student checkpoint folder (config.json + model.safetensors); None = newest under ./runs/.
-        target: ``onnx`` | ``openvino`` | ``coreml``.
+        target: ``onnx`` | ``openvino`` | ``coreml`` | ``web`` (the ONNX model inside a browser page).
         precision: ``fp32`` | ``fp16`` | ``int8`` (int8 needs ``calib``).
         out_dir: export folder; default ``./exports/<model>-<target>-<precision>/``.
         calib: int8 calibration images: a manifest (train, then val) or a folder of frames.
@@ -130,7 +130,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
         settings.extra["int8"].setdefault("val", val)
 
     # 4. The metadata every copy carries.
-    meta = card.build_metadata(student=student, target=target, precision=precision, preprocessing=pre.to_dict(),
+    meta = card.build_metadata(student=student, target=spec.runs_as or target, precision=precision, preprocessing=pre.to_dict(),
                                raw_input=raw_input, gate=threshold["threshold"],
                                source_sha256=source_sha256,
                                dynamic_batch=dynamic_batch and "dynamic_batch" in spec.options, image_input=image_input,

@@ -35,6 +35,8 @@ class Target:
         precisions: precisions this target exports.
         options: the non-default options it allows (names as ``export_model`` keywords).
         note: one line shown in ``--help`` and export.json.
+        runs_as: the artifact format when a target packages another's artifact (``web``: an ONNX model in
+            a page); its metadata ``target`` names that format, so every runtime loader reads it.
     """
 
     name: str
@@ -42,6 +44,7 @@ class Target:
     precisions: tuple[str, ...]
     options: tuple[str, ...]
     note: str = ""
+    runs_as: str | None = None
 
 
 _COMMON = ("input_size", "parity_data", "parity_images")
@@ -59,6 +62,9 @@ TARGETS: dict[str, Target] = {
                      "CoreML ML program (.mlpackage), batch 1; int8 = W8A8 (activation calibration needs "
                      "macOS); --compression int8|palettize8|palettize6|palettize4 = weight-only, on fp32/fp16; "
                      "runs fp16 on GPU/Neural Engine by default on device"),
+    "web": Target("web", "model.onnx", ("fp32", "int8"), _COMMON + _INT8 + ("opset",),
+                  "a static page (HTML + JS + the ONNX model + onnxruntime-web from npm) scoring camera frames and "
+                  "photos in the browser (WASM, WebGPU opt-in); serve it with dpiqa-edge serve", runs_as="onnx"),
 }
 
 

@@ -21,11 +21,12 @@ def _epilog() -> str:
             "  dpiqa-edge export --target coreml --model default     # the shipped camera-check model\n"
             "  dpiqa-edge export --target coreml --precision fp16 --image-input\n"
             "  dpiqa-edge export --target openvino --precision int8 --calib data/manifest.csv --parity-data data/manifest.csv\n"
-            "  dpiqa-edge export --target onnx --raw-input --dynamic-batch --input-size 224 --out exports/cam")
+            "  dpiqa-edge export --target onnx --raw-input --dynamic-batch --input-size 224 --out exports/cam\n"
+            "  dpiqa-edge export --target web --precision int8 --calib data/manifest.csv --out exports/web   # then: dpiqa-edge serve exports/web")
 
 
 @click.command(epilog=_epilog())
-@click.option("--target", required=True, type=click.Choice(list(TARGETS)), help="Artifact format.")
+@click.option("--target", required=True, type=click.Choice(list(TARGETS)), help="Artifact format (web: the ONNX model inside a static browser page).")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False),
               help="Student folder (config.json + model.safetensors), or `default` for the shipped camera-check model. "
                    "Default: the newest under ./runs/, else the shipped default.")
@@ -48,7 +49,7 @@ def _epilog() -> str:
                    "Default: the student's training manifest, else package photos.")
 @click.option("--parity-images", default=8, show_default=True, type=int, help="Images per parity check.")
 def export(**kwargs) -> None:
-    """Export a student to ONNX, OpenVINO or CoreML, with metadata, a model card and a parity check."""
+    """Export a student to ONNX, OpenVINO, CoreML or a browser page (web), with metadata, a model card and a parity check."""
     from . import export_model
 
     out = export_model(kwargs.pop("model_dir"), kwargs.pop("target"), kwargs.pop("precision"),

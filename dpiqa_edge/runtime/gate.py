@@ -34,6 +34,8 @@ _DARK, _BRIGHT = 3, 252
 #: Frames are shrunk to at most this many pixels on the long side before the cheap checks (speed, and a
 #: sharpness number that does not depend on the sensor's resolution).
 _CHECK_SIDE = 256
+#: ITU-R BT.601 luma weights of R, G, B: the grey the cheap checks look at.
+_LUMA = (0.299, 0.587, 0.114)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ def sharpness(rgb: np.ndarray) -> float:
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb[..., 0] * np.float32(0.299) + rgb[..., 1] * np.float32(0.587) + rgb[..., 2] * np.float32(0.114)
+    r, g, b = (np.float32(c) for c in _LUMA)
+    return rgb[..., 0] * r + rgb[..., 1] * g + rgb[..., 2] * b
 
 
 def _shrink(rgb: np.ndarray) -> np.ndarray:
