@@ -50,6 +50,7 @@ def main() -> None:
 
 def _register() -> None:
     # Imports are cheap: command modules import their stage (and torch) only inside the command body.
+    from .authors.commands import import_
     from .bench_commands import bench
     from .data.commands import data
     from .demo import demo
@@ -60,7 +61,7 @@ def _register() -> None:
     from .runtime.commands import check
     from .teacher.commands import teacher
 
-    for cmd in (data, teacher, distill, prune, export, check, report, bench, demo):
+    for cmd in (data, teacher, distill, prune, export, check, report, import_, bench, demo):
         main.add_command(cmd)
 
 
