@@ -36,21 +36,38 @@ import _authors_replica as replica  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 from dpiqa_edge.cli import main  # noqa: E402
-from test_export import manifest  # noqa: E402,F401  (module fixture: 7 package photos clean/blurred at 64 px)
 
 SIZE, MAP = 64, 8
 TOL = 1e-4  # on 0-100 (scores) and relative to max(1, peak) (maps)
+LEVELS = ((0, 80.0), (4, 20.0))  # (Gaussian blur radius, MOS): clean and heavily blurred
 
 
-def _photos() -> np.ndarray:
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    """The 7 package photos at 64 px, clean (MOS 80) and heavily blurred (MOS 20); val = 4 scenes, test = 3.
+
+    Two label levels, tied within a level: the INT8 gates here judge what a random-init stand-in can
+    carry - keeping clean above blurred - while its within-level order (noise) may legitimately reshuffle."""
+    from PIL import Image, ImageFilter
+
+    from dpiqa_edge.data.manifest import Row, write_manifest
     from dpiqa_edge.export.parity import package_photos
-    from dpiqa_edge.runtime.preprocess import Preprocess
 
-    return Preprocess(size=(SIZE, SIZE)).batch([p for _, p in package_photos()])
+    root = tmp_path_factory.mktemp("blur-set")
+    rows = []
+    for i, (_, rgb) in enumerate(package_photos()):
+        im = Image.fromarray(rgb).resize((SIZE, SIZE), Image.BILINEAR)
+        for radius, mos in LEVELS:
+            (im.filter(ImageFilter.GaussianBlur(radius)) if radius else im).save(root / f"{i}_{radius}.png")
+            rows.append(Row(f"{i}_{radius}.png", mos, "val" if i < 4 else "test", scene=str(i)))
+    return write_manifest(root / "manifest.csv", rows)
 
 
 def _recalibrate(model, x) -> None:
-    """Stand-in for training: BN statistics from the photos (cumulative), so features depend on the image."""
+    """Stand-in for training, part 1: BN statistics from the images (cumulative), so features depend on them;
+    then every residual branch's output scaled by 0.1. Trained EfficientNets keep those branches small; at
+    random init each block adds full-size noise, and INT8 rounding, amplified through 16 blocks, moved the
+    stand-in's scores by ~90 points (0-100), burying any ranking; scaled, OpenVINO and ORT INT8 keep it."""
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.reset_running_stats()
@@ -58,6 +75,10 @@ def _recalibrate(model, x) -> None:
     model.train()
     with torch.no_grad():
         model(x)
+        for block in model.modules():
+            if type(block).__name__ == "MBConv" and block.use_res_connect:
+                block.block[-1][1].weight.mul_(0.1)  # the projection's BatchNorm
+                block.block[-1][1].bias.mul_(0.1)
     model.eval()
 
 
@@ -76,19 +97,21 @@ def _fold_bn(model) -> None:
                 bn.running_var.fill_(float(np.float32(1.0) - np.float32(bn.eps)))  # var + eps == 1 in float32
 
 
-def _spread_head(fc, h) -> None:
-    """Re-draw the last linear along the photos' main direction of variation (their first principal
-    component: what separates them most, so ranks survive rounding and INT8 as a trained head's would),
-    scaled so the raw output spreads ~0.15 around 0.5 (the authors' MOS/100 scale)."""
+def _train_stand_in(model, fc1, fc2, fc3, x, y) -> None:
+    """Stand-in for training, part 2: the last linear layer fit by ridge regression to the labels ``y``
+    (MOS / 100) over the features of ``x`` - a trained head's job, so scores follow the labels."""
     with torch.no_grad():
-        centred = h - h.mean(0)
-        direction = torch.linalg.svd(centred, full_matrices=False).Vh[0]
-        fc.weight.copy_(direction[None] * 0.15 / float((centred @ direction).std()))
-        fc.bias.fill_(0.5 - float((h @ fc.weight.T).mean()))
+        _, fmap = model(x)
+        h = torch.relu(fc2(torch.relu(fc1(fmap.flatten(1)))))
+        hc, yc = h - h.mean(0), y - y.mean()
+        ridge = 0.1 * float((hc ** 2).sum(0).mean())
+        w = torch.linalg.solve(hc.T @ hc + ridge * torch.eye(hc.shape[1]), hc.T @ yc)
+        fc3.weight.copy_(w[None])
+        fc3.bias.fill_(float(y.mean() - h.mean(0) @ w))
 
 
 @pytest.fixture(scope="module")
-def released(tmp_path_factory):
+def released(tmp_path_factory, manifest):
     """Every released form of a replica student and teacher, and the replicas' own outputs on real photos."""
     from diffusers import AutoencoderKL
     from transformers import CLIPTokenizer
@@ -101,16 +124,20 @@ def released(tmp_path_factory):
     from iqa_models.dpiqa import DPIQA, UNet
     from iqa_models.student import StudentEfficientNet
 
-    x = torch.from_numpy(_photos())
-    out = {"x": x.numpy()}
-    # 1. Student: b0 at 64 px, "trained" by BN recalibration and a re-drawn head.
+    from dpiqa_edge.data.manifest import read_manifest
+    from dpiqa_edge.runtime.preprocess import Preprocess
+
+    rows = read_manifest(manifest)
+    x = train_x = torch.from_numpy(Preprocess(size=(SIZE, SIZE)).batch([r.abspath for r in rows]))
+    train_y = torch.tensor([r.mos / 100.0 for r in rows])
+    out = {"x": x.numpy()}  # the outputs compared below: every manifest image, clean and blurred
+    # 1. Student: b0 at 64 px, "trained" by BN recalibration and a fitted head, BN folded (module docstring).
     torch.manual_seed(0)
     student = StudentEfficientNet("efficientnet_b0", map_size=MAP, hidden=64)
-    _recalibrate(student, x)
+    _recalibrate(student, train_x)
     _fold_bn(student)
+    _train_stand_in(student, student.fc1, student.fc2, student.fc3, train_x, train_y)
     with torch.no_grad():
-        _, fmap = student(x)
-        _spread_head(student.fc3, torch.relu(student.fc2(torch.relu(student.fc1(fmap.flatten(1))))))
         raw, fmap = student(x)
     out["student_ref"] = (raw.numpy().reshape(-1), fmap.numpy())
     torch.save(student.state_dict(), root / "koniq_student_model_plcc_best.pth")
@@ -125,10 +152,8 @@ def released(tmp_path_factory):
     odd = StudentEfficientNet("efficientnet_b0", map_size=MAP, hidden=64)
     odd.base_model = EfficientNet(_efficientnet_conf("efficientnet_b0", width_mult=1.0, depth_mult=0.5)[0], 0.2)
     odd.base_model.avgpool, odd.base_model.classifier = torch.nn.Identity(), torch.nn.Identity()
-    _recalibrate(odd, x)
-    with torch.no_grad():
-        _, fmap = odd(x)
-        _spread_head(odd.fc3, torch.relu(odd.fc2(torch.relu(odd.fc1(fmap.flatten(1))))))
+    _recalibrate(odd, train_x)
+    _train_stand_in(odd, odd.fc1, odd.fc2, odd.fc3, train_x, train_y)
     _export_onnx(odd, x, root / "odd_student.onnx")
     from dpiqa_edge.authors.student import run_onnx
 
@@ -148,8 +173,8 @@ def released(tmp_path_factory):
         for m in (qfd.conv1, qfd.conv2, qfd.conv3, qfd.conv4, qfd.fuse_conv, qfd.conv_score1, qfd.conv_score2,
                   qfd.conv_score3, qfd.fc1, qfd.fc2):
             torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")  # a dead ReLU chain would score constant
-        _, fq = teacher(x)
-        _spread_head(qfd.fc3, torch.relu(qfd.fc2(torch.relu(qfd.fc1(fq.flatten(1))))))
+    _train_stand_in(teacher, qfd.fc1, qfd.fc2, qfd.fc3, train_x, train_y)
+    with torch.no_grad():
         raw, fq = teacher(x)
     out["teacher_ref"] = (raw.numpy().reshape(-1), fq.numpy())
     torch.save(teacher, root / "koniq_teacher_model_pack.pth")

@@ -147,7 +147,8 @@ def load_untrusted(path: str | os.PathLike):
     except pickle.UnpicklingError as exc:
         found = _REFUSED.search(str(exc))
         if found:
-            raise ModelLoadError(f"{path}: refused: the pickle names {found.group(1)}, which is not one of the "
+            name = found.group(1) if "." in found.group(1) else f"builtins.{found.group(1)}"  # torch drops "builtins."
+            raise ModelLoadError(f"{path}: refused: the pickle names {name}, which is not one of the "
                                  f"{len(ALLOWLIST)} classes DP-IQA's released models are made of; nothing in it was run") from None
         raise ModelLoadError(f"{path}: refused: not a plain DP-IQA checkpoint "
                              f"({' '.join(str(exc).split())[:160]}); nothing in it was run") from None

@@ -127,15 +127,21 @@ def from_pack(obj, source, label_range, sd_path=None, prompt_embeddings=None, cl
     config = TeacherConfig(unet=unet_cfg, vae=vae_cfg, adapter=adapter_config(state, source), image_size=8 * side,
                            decoder_width=width, map_size=side, se_reduction=reduction, vae_input_range="0,1",
                            timestep=1, reference_decoder=True, score_scale=scale, score_offset=offset)
-    # 3. Build, load strictly, check the prompt width.
+    # 3. Build on the meta device (no random init of ~1B parameters, no second copy in memory), then take the
+    #    file's tensors as the parameters, strictly: every tensor used, every parameter filled.
     ours, dropped = rename(state, source)
+    ours = {k: v.detach().float().cpu() for k, v in ours.items()}
     ours["text_adapter.prompt_embeddings"] = prompts.detach().float().cpu()
     try:
-        model = build_teacher(config, ours["text_adapter.prompt_embeddings"])
-        model.load_state_dict(ours, strict=True)
+        with torch.device("meta"):
+            model = build_teacher(config, ours["text_adapter.prompt_embeddings"])
+        model.load_state_dict(ours, strict=True, assign=True)
     except (RuntimeError, ValueError) as exc:
         raise ModelLoadError(f"{source}: weights do not fit the teacher built from {config_source} "
                              f"({' '.join(str(exc).split())[:200]})") from None
+    left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if left:
+        raise ModelLoadError(f"{source}: the teacher has tensors no weight in the file fills: {left[:3]}")
     notes = {"configs": config_source, "prompt_embeddings": prompt_source, "dropped_unused": dropped,
              "decoder": "reference_decoder (no ReLU between conv and SE, bias-free SE), as the authors'",
              "vae_input_range": "0,1 (the authors feed the [0,1] image to the VAE)",
