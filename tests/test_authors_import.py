@@ -288,8 +288,11 @@ def test_wrong_kind_and_foreign_files_fail_in_one_line(released, tmp_path):
     from safetensors.torch import save_file
 
     save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
-    res = CliRunner().invoke(main, ["import", str(tmp_path / "other.safetensors"), "--out", str(tmp_path / "b")])
-    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
+    (tmp_path / "broken.onnx").write_bytes(b"\x08\x07garbage")
+    for name in ("other.safetensors", "broken.onnx"):
+        res = CliRunner().invoke(main, ["import", str(tmp_path / name), "--out", str(tmp_path / "b")])
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1 and name in res.output
+        assert not (tmp_path / "b").exists()
 
 
 # -- down the road: export (parity + gate), check, teacher score, report, prune ------------------------
@@ -387,7 +390,7 @@ def test_unmappable_onnx_is_kept_and_exports_to_onnx_and_openvino_not_coreml(rel
 def test_imported_models_check_score_and_report(imported, exports, onnx_only, manifest, tmp_path):  # noqa: F811
     """``check`` runs an export; the authors' teacher makes targets; ``report`` compares both students'
     exports (the torch import and the ONNX-only one) against that teacher."""
-    from dpiqa_edge.data.manifest import read_manifest
+    from dpiqa_edge.data.manifest import read_manifest, write_manifest
     from dpiqa_edge.report.build import read_teacher_scores
     from dpiqa_edge.runtime.preprocess import Preprocess
     from dpiqa_edge.teacher.model import load_teacher
@@ -397,14 +400,17 @@ def test_imported_models_check_score_and_report(imported, exports, onnx_only, ma
     assert res.exit_code in (0, 1), res.output
     lines = [json.loads(line) for line in res.output.splitlines() if line.startswith("{")]
     assert len(lines) == 14 and all(0 <= r["score"] <= 100 for r in lines)
-    res = runner.invoke(main, ["teacher", "score", "--teacher", str(imported / "teacher"), "--data", str(manifest),
+    # the same images with distinct MOS (two tied levels make the report's logistic PLCC fit degenerate)
+    rows = [dataclasses.replace(r, path=r.abspath, mos=(75.0 - int(r.scene)) if r.mos > 50 else 35.0 + int(r.scene))
+            for r in read_manifest(manifest)]
+    data = write_manifest(tmp_path / "report.csv", rows)
+    res = runner.invoke(main, ["teacher", "score", "--teacher", str(imported / "teacher"), "--data", str(data),
                                "--out", str(tmp_path / "targets"), "--quiet", "--cpu"])
     assert res.exit_code == 0, res.output
-    rows = read_manifest(manifest)
     got = read_teacher_scores(tmp_path / "targets" / "scores.csv")
     want, _ = _scores(load_teacher(imported / "teacher"), Preprocess(size=(SIZE, SIZE)).batch([r.abspath for r in rows]))
     assert np.allclose([got[r.path] for r in rows], want, atol=1e-3) and np.ptp(want) > 1
-    res = runner.invoke(main, ["report", "--data", str(manifest), "--teacher-scores", str(tmp_path / "targets" / "scores.csv"),
+    res = runner.invoke(main, ["report", "--data", str(data), "--teacher-scores", str(tmp_path / "targets" / "scores.csv"),
                                "--variants", str(exports["openvino-int8"]), str(onnx_only["onnx-int8"]),
                                "--out", str(tmp_path / "report"), "--no-peers", "--bootstrap", "50",
                                "--latency-repeats", "2"])

@@ -37,6 +37,12 @@ def read_source(path: Path):
     if not path.is_file():
         raise ModelLoadError(f"{path}: file not found")
     if path.suffix.lower() == ".onnx":
+        import onnx
+
+        try:  # read now so a broken file fails before anything is written; the graph is read again to map it
+            onnx.checker.check_model(onnx.load(str(path), load_external_data=False))
+        except Exception as exc:  # noqa: BLE001 - protobuf decode errors, checker errors: one line
+            raise ModelLoadError(f"{path}: not a readable ONNX model ({' '.join(str(exc).split())[:160]})") from None
         return "onnx", None
     if path.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError
@@ -111,7 +117,7 @@ def _student(form, obj, path, tmp, source, label_range, input_size, say) -> None
     notes = dict(source)
     scale, offset = score_mapping(label_range)
     notes["score_mapping"] = {"scale": scale, "offset": offset, "rule": (
-        f"score = clamp({scale:g} * r + {offset:g}, 0, 100), r = the authors' output = label / 100 with labels "
+        f"score = clamp({scale:g} * r {offset:+g}, 0, 100), r = the authors' output = label / 100 with labels "
         f"on {label_range[0]:g}..{label_range[1]:g}")}
     if form == "onnx":
         def photos_at(size):
@@ -122,7 +128,10 @@ def _student(form, obj, path, tmp, source, label_range, input_size, say) -> None
         except MappingError as exc:
             say(f"import: the ONNX weights cannot be mapped onto the paper student ({exc}); keeping the ONNX "
                 "graph itself (exports to onnx/openvino, not coreml)")
-            _onnx_only(path, tmp, notes, str(exc), scale, offset, input_size)
+            try:
+                _onnx_only(path, tmp, notes, str(exc), scale, offset, input_size)
+            except MappingError as again:  # not even the authors' interface (one image in, score + map out)
+                raise ModelLoadError(f"{path}: not the authors' student graph ({again})") from None
             return
         notes.update(extra)
         say(f"import: verified against onnxruntime on {extra['onnx_verification']['n_images']} photos "

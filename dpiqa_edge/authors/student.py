@@ -61,7 +61,7 @@ def score_mapping(label_range: tuple[float, float]) -> tuple[float, float]:
     lo, hi = label_range
     if not hi > lo:
         raise ModelLoadError(f"label range {lo},{hi}: the high end must exceed the low end")
-    return 100.0 * 100.0 / (hi - lo), -100.0 * lo / (hi - lo)
+    return 100.0 * 100.0 / (hi - lo), 0.0 - 100.0 * lo / (hi - lo)
 
 
 def config_for(variant: str, fc1_shape, input_size: int | None, label_range):
