@@ -50,6 +50,7 @@ def main() -> None:
 
 def _register() -> None:
     # Imports are cheap: command modules import their stage (and torch) only inside the command body.
+    from .authors.commands import import_
     from .bench_commands import bench
     from .data.commands import data
     from .default_model import default_model
@@ -62,7 +63,7 @@ def _register() -> None:
     from .teacher.commands import teacher
     from .web.commands import serve
 
-    for cmd in (data, teacher, distill, prune, export, serve, check, report, bench, demo, default_model):
+    for cmd in (data, teacher, distill, prune, export, serve, check, report, import_, bench, demo, default_model):
         main.add_command(cmd)
 
 

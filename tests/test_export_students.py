@@ -1,4 +1,4 @@
-"""Every student family converts with defaults: one fp32 ONNX export each of ``paper`` (EfficientNet-B7)
+"""Every student family converts with defaults: one fp32 ONNX export each of ``paper`` (the authors' B7)
 and two other timm students (MobileNetV3-Large, RepViT - the latter reparameterized for export), each
 verified against torch by the export's own parity check and again here through the runtime loader.
 

@@ -128,3 +128,63 @@ def test_runtime_loader_refuses_a_pickle_artifact(evil, tmp_path, suffix):
     with pytest.raises(ModelLoadError):
         QualityScorer(fake)
     assert not marker.exists()
+
+
+# -- the DP-IQA authors' whole-module packs (``dpiqa-edge import``) ------------------------------------
+class SystemPayload:
+    """Unpickling this runs ``os.system(command)``: here touching a marker file."""
+
+    def __init__(self, marker: Path):
+        self.command = f"touch {marker}"
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (self.command,))
+
+
+@pytest.mark.parametrize("payload, named", [(SystemPayload, "posix.system"), (Payload, "builtins.exec")],
+                         ids=["os.system", "exec"])
+def test_import_refuses_an_authors_pack_carrying_a_foreign_global(tmp_path, payload, named):
+    """A real authors'-layout student pack (their class path, torchvision modules, tensors) with one
+    payload attribute: live under plain unpickling, refused by ``dpiqa-edge import`` - exit 2, one line
+    naming the global, no output folder, the payload never ran and the authors' module never imported."""
+    import sys
+
+    from click.testing import CliRunner
+
+    import _authors_replica as replica
+    from dpiqa_edge.cli import main
+
+    replica.install(tmp_path / "pkg")
+    try:
+        from iqa_models.student import StudentEfficientNet
+
+        model = StudentEfficientNet("efficientnet_b0", map_size=2, hidden=8)
+        live, marker = tmp_path / "LIVE", tmp_path / "PWNED"
+        model.extra = payload(live)
+        torch.save(model, tmp_path / "live.pth")
+        model.extra = payload(marker)
+        torch.save(model, tmp_path / "koniq_student_model_pack.pth")
+        torch.load(tmp_path / "live.pth", weights_only=False)  # control: the payload is live
+        assert live.exists()
+    finally:
+        replica.uninstall(tmp_path / "pkg")
+    res = CliRunner().invoke(main, ["import", str(tmp_path / "koniq_student_model_pack.pth"),
+                                    "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    (line,) = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert named in line and "nothing in it was run" in line
+    assert not marker.exists() and not (tmp_path / "out").exists() and "iqa_models" not in sys.modules
+
+
+def test_the_allowlist_maps_names_to_inert_stand_ins_only():
+    """No entry of the allowlist is the class or function it names: every one is ours and inert."""
+    from collections import OrderedDict
+
+    from dpiqa_edge.authors import pickles
+
+    ours = {pickles.PickledModule, pickles.AuthorsStudent, pickles.AuthorsTeacher, pickles.PickledObject,
+            pickles._inert, OrderedDict}
+    assert set(pickles.ALLOWLIST.values()) <= ours
+    assert "posix.system" not in pickles.ALLOWLIST and "builtins.exec" not in pickles.ALLOWLIST

@@ -85,3 +85,22 @@ def test_complexity_counts_params_and_macs():
     # FLOPs-as-MACs incl. the classifier); heads add little. 10% bands absorb head and counting choices.
     assert 3.3e6 < c["params"] < 3.9e6
     assert 0.35 < c["gmacs"] < 0.45
+
+
+def test_paper_student_is_torchvision_layout_and_splits_by_stage():
+    """The paper student holds the authors' module tree (``backbone.model`` = torchvision EfficientNet with
+    parameter-free pooling/classifier) and its frozen-stage cache path computes the same outputs."""
+    torch.manual_seed(0)
+    cfg = StudentConfig(name="paper", variant="b0", input_size=64, map_size=4, head_hidden=16)
+    model = build_student(cfg).eval()
+    keys = list(model.state_dict())
+    assert keys[0] == "backbone.model.features.0.0.weight" and not any(".classifier." in k or ".avgpool." in k for k in keys)
+    assert cfg.resolved().map_resize == "nearest" and cfg.resolved().normalize == "none" and not model.normalise
+    frozen = model.freeze(2)
+    assert frozen == ["backbone.model.features.0", "backbone.model.features.1", "backbone.model.features.2"]
+    model.eval()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole, cached = model(x), model(model.prefix(x, 2), start_stage=2)
+    # same ops in the same order: bit-identical
+    assert torch.equal(whole[0], cached[0]) and torch.equal(whole[1], cached[1])

@@ -80,9 +80,13 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
 
     # 2. Load the student and the settings it exports with.
     from ..student import load_student
+    from ..student.checkpoint import weights_file
 
-    model, _cfg = load_student(model_dir)
+    model, _cfg = load_student(model_dir, allow_onnx=True)
     model.eval()
+    if getattr(model, "onnx_only", False) and target == "coreml":
+        raise ConfigError(f"{model_dir}: --target coreml converts from torch weights, and this import is the authors' "
+                          f"ONNX graph only ({model.reason}); use --target onnx or openvino")
     config = read_json(model_dir / "config.json")
     prov = _provenance(config)
     base_pre = Preprocess.from_dict(config.get("preprocessing") or {})
@@ -108,7 +112,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
     from .graph import torch_outputs
 
     ref = torch_outputs(model, x, batch=1)  # batch 1, as the artifact runs: torch's own kernels vary with N
-    source_sha256 = sha256_file(model_dir / "model.safetensors")
+    source_sha256 = sha256_file(weights_file(model_dir))
     threshold = card.calibrate_threshold(model, pre, manifest, x, source_sha256,
                                          recorded=(config.get("provenance") or {}).get("gate"))
     calib_arrays, val = None, None

@@ -139,7 +139,8 @@ def _flags(names) -> str:
 
 
 def is_student_dir(path: Path) -> bool:
-    return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    """config.json + model.safetensors (or model.onnx: an ONNX-only import)."""
+    return (path / "config.json").is_file() and any((path / f).is_file() for f in ("model.safetensors", "model.onnx"))
 
 
 def newest_student(runs: str | os.PathLike = "runs") -> Path:
@@ -157,7 +158,8 @@ def newest_student(runs: str | os.PathLike = "runs") -> Path:
         except (OSError, ValueError):
             continue
         if model_type == "dpiqa_student":
-            found.append(((folder / "model.safetensors").stat().st_mtime, str(folder)))
+            weights = folder / "model.safetensors"
+            found.append(((weights if weights.is_file() else folder / "model.onnx").stat().st_mtime, str(folder)))
     if not found:
         raise ModelLoadError(f"{runs}: no student checkpoint (config.json with model_type dpiqa_student + "
                              "model.safetensors) found; give --model DIR")

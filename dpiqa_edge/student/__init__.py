@@ -21,10 +21,10 @@ def save_student(model, cfg: StudentConfig, directory, **provenance):
     return _save(model, cfg, directory, **provenance)
 
 
-def load_student(directory):
+def load_student(directory, allow_onnx: bool = False):
     from .checkpoint import load_student as _load
 
-    return _load(directory)
+    return _load(directory, allow_onnx=allow_onnx)
 
 
 def complexity(model_or_cfg, size: int = 512) -> dict:

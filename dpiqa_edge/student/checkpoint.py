@@ -8,6 +8,10 @@
 
 Loading never downloads or reads package weights: the architecture is built empty from the config
 (pruned widths applied first, by ``student.widths.apply_widths``) and filled from safetensors, strictly.
+
+One other kind of student folder exists: an *ONNX-only import* (``"weights_format": "onnx"``, config.json +
+model.onnx), the authors' ONNX graph kept as it is where its weights could not be mapped onto a torch
+student. Only ``export`` takes it (``load_student(..., allow_onnx=True)``): to ONNX and OpenVINO.
 """
 
 from __future__ import annotations
@@ -48,6 +52,22 @@ def save_student(model, cfg: StudentConfig, directory: str | os.PathLike, **prov
     return directory
 
 
+def onnx_only_config(cfg: StudentConfig, reason: str, **provenance) -> dict:
+    """config.json of an ONNX-only student folder (beside its ``model.onnx``)."""
+    cfg = cfg.resolved()
+    return {"model_type": MODEL_TYPE, "producer_version": __version__, "weights_format": "onnx",
+            "onnx_only_reason": reason, "student": cfg.to_dict(), "preprocessing": cfg.preprocessing().to_dict(),
+            "score_range": [0, 100], "higher_is_better": True, "outputs": ["score", "quality_map"],
+            "map_size": cfg.map_size, "provenance": provenance}
+
+
+def weights_file(directory: str | os.PathLike) -> Path:
+    """The file holding a student folder's weights: model.safetensors, or model.onnx for an ONNX-only import."""
+    directory = Path(directory)
+    _, meta = read_student_config(directory)
+    return directory / ("model.onnx" if meta.get("weights_format") == "onnx" else "model.safetensors")
+
+
 def read_student_config(directory: str | os.PathLike) -> tuple[StudentConfig, dict]:
     """``(StudentConfig, the whole config.json)``; clear errors for a missing or foreign checkpoint."""
     directory = Path(directory)
@@ -64,14 +84,25 @@ def read_student_config(directory: str | os.PathLike) -> tuple[StudentConfig, di
     return cfg, meta
 
 
-def load_student(directory: str | os.PathLike):
-    """``(model in eval mode, StudentConfig)`` from a folder written by :func:`save_student`."""
+def load_student(directory: str | os.PathLike, allow_onnx: bool = False):
+    """``(model in eval mode, StudentConfig)`` from a folder written by :func:`save_student`.
+
+    ``allow_onnx``: an ONNX-only import comes back as an :class:`~dpiqa_edge.student.onnx_student.OnnxStudent`
+    (onnxruntime behind the student forward); otherwise it is a one-line error saying what it can do."""
     from safetensors.torch import load_model
 
     from .models import build_student
 
     directory = Path(directory)
-    cfg, _ = read_student_config(directory)
+    cfg, meta = read_student_config(directory)
+    if meta.get("weights_format") == "onnx":
+        reason = meta.get("onnx_only_reason", "its weights could not be mapped")
+        if not allow_onnx:
+            raise ModelLoadError(f"{directory}: an ONNX-only import ({reason}); it has no torch weights: "
+                                 "only export --target onnx|openvino takes it")
+        from .onnx_student import OnnxStudent
+
+        return OnnxStudent(directory / "model.onnx", reason), cfg
     weights = directory / "model.safetensors"
     if not weights.is_file():
         raise ModelLoadError(f"{weights}: file not found")

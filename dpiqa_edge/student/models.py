@@ -1,4 +1,4 @@
-"""Student networks: a timm backbone + an 8-channel quality-map branch + a score head.
+"""Student networks: a timm or torchvision backbone + an 8-channel quality-map branch + a score head.
 
 Forward contract (docs/ARCHITECTURE.md): ``x`` float32 N x 3 x H x W in 0..1 ->
 ``(score N on 0-100, quality_map N x 8 x m x m)``. Normalisation is inside ``forward`` so every exported
@@ -23,12 +23,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class Backbone(nn.Module):
-    """A timm model seen as ``normalised image -> last feature map`` (N x C x h x w).
+    """A timm or torchvision model seen as ``normalised image -> last feature map`` (N x C x h x w).
 
     Args:
-        model: the timm model.
-        mode: ``forward_features`` (a classifier built with ``num_classes=0``: its final feature map,
-            e.g. B7's 2560 channels as in SPEC) or ``features_only`` (timm's feature wrapper: last level).
+        model: the timm / torchvision model.
+        mode: ``forward_features`` (a timm classifier built with ``num_classes=0``: its final feature map),
+            ``features_only`` (timm's feature wrapper: last level) or ``torchvision`` (a torchvision
+            EfficientNet: ``model.features``, stem ``features.0``, stages ``features.1..n-2``, head conv last).
         channels: C of the returned map.
     """
 
@@ -39,19 +40,36 @@ class Backbone(nn.Module):
     def forward(self, x):
         if self.mode == "forward_features":
             return self.model.forward_features(x)
+        if self.mode == "torchvision":
+            return self.model.features(x)
         return self.model(x)[-1]
 
     def can_split(self) -> bool:
-        """True for timm EfficientNet-style nets (conv_stem, bn1, blocks, conv_head, bn2)."""
+        """True for EfficientNet-style nets: timm (conv_stem, bn1, blocks, conv_head, bn2) or torchvision."""
+        if self.mode == "torchvision":
+            return True
         return self.mode == "forward_features" and all(
             hasattr(self.model, n) for n in ("conv_stem", "bn1", "blocks", "conv_head", "bn2"))
 
+    def stage_names(self) -> tuple[list[str], list[str]] | None:
+        """(stem module names, stage module names) relative to ``model``; None when it has no stages."""
+        if self.mode == "torchvision":
+            return ["features.0"], [f"features.{i}" for i in range(1, len(self.model.features) - 1)]
+        blocks = getattr(self.model, "blocks", None)
+        if blocks is None:
+            return None
+        return [n for n in ("conv_stem", "bn1") if hasattr(self.model, n)], [f"blocks.{i}" for i in range(len(blocks))]
+
     def prefix(self, x, stages: int):
         """The stem and the first ``stages`` stages (what :meth:`Student.freeze` freezes)."""
+        if self.mode == "torchvision":
+            return self.model.features[:1 + stages](x)
         return self.model.blocks[:stages](self.model.bn1(self.model.conv_stem(x)))
 
     def tail(self, h, stages: int):
-        """The rest of ``forward_features`` from the output of :meth:`prefix`."""
+        """The rest of the feature extractor from the output of :meth:`prefix`."""
+        if self.mode == "torchvision":
+            return self.model.features[1 + stages:](h)
         return self.model.bn2(self.model.conv_head(self.model.blocks[stages:](h)))
 
 
@@ -92,7 +110,8 @@ class PoolHead(nn.Module):
 
 
 class Student(nn.Module):
-    """Backbone -> quality-map branch (8 ch, resized to m x m, ReLU) -> score head; score = 100 * head.
+    """Backbone -> quality-map branch (8 ch, ReLU, resized to m x m) -> score head;
+    score = score_scale * head + score_offset (100 * head unless an imported model says otherwise).
 
     Args:
         backbone: a :class:`Backbone`.
@@ -101,18 +120,25 @@ class Student(nn.Module):
         head_hidden: hidden width of the head.
         map_branch: ``deconv`` (SPEC: ConvTranspose2d(C, 8, 3, stride 2, pad 1, output_padding 1)) or
             ``conv`` (a 3x3 conv C -> 8).
-        mean, std: per-channel input normalisation applied to the 0..1 input inside ``forward``.
+        mean, std: per-channel input normalisation applied to the 0..1 input inside ``forward`` (None: the
+            input goes in as it is, no op in the graph).
+        map_resize: ``bilinear`` or ``nearest`` (the authors' student) resize of the map to m x m.
+        score_scale, score_offset: the affine map from the head's output to 0-100.
     In eval mode (inference, export) the score is clamped to 0..100; in training it is left linear so
     the MSE gradient never vanishes at the ends of the scale.
     """
 
     def __init__(self, backbone: Backbone, map_size: int, head: str, head_hidden: int, map_branch: str,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, map_resize: str = "bilinear", score_scale: float = 100.0,
+                 score_offset: float = 0.0):
         super().__init__()
         c = backbone.channels
-        self.backbone, self.map_size = backbone, int(map_size)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.backbone, self.map_size, self.map_resize = backbone, int(map_size), map_resize
+        self.score_scale, self.score_offset = float(score_scale), float(score_offset)
+        self.normalise = mean is not None
+        if self.normalise:
+            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         if map_branch == "deconv":
             self.map_branch = nn.ConvTranspose2d(c, 8, kernel_size=3, stride=2, padding=1, output_padding=1)
         else:
@@ -127,12 +153,13 @@ class Student(nn.Module):
         """Freeze the stem and the first ``stages`` backbone stages: no gradients, BN statistics kept
         (those modules stay in eval mode through ``train()``). Returns the frozen module names."""
         net = self.backbone.model
-        blocks = getattr(net, "blocks", None)
-        if blocks is None:
+        found = self.backbone.stage_names()
+        if found is None:
             raise ConfigError(f"freeze: backbone {type(net).__name__} has no .blocks stages")
-        if stages > len(blocks):
-            raise ConfigError(f"freeze: {stages} stages asked, the backbone has {len(blocks)}")
-        names = [n for n in ("conv_stem", "bn1") if hasattr(net, n)] + [f"blocks.{i}" for i in range(stages)]
+        stem, all_stages = found
+        if stages > len(all_stages):
+            raise ConfigError(f"freeze: {stages} stages asked, the backbone has {len(all_stages)}")
+        names = stem + all_stages[:stages]
         for name in names:
             net.get_submodule(name).requires_grad_(False)
         self._frozen = ["backbone.model." + n for n in names]
@@ -150,7 +177,10 @@ class Student(nn.Module):
         ``forward(h, start_stage=stages)``; distillation caches it when those stages are frozen)."""
         if not self.backbone.can_split():
             raise ConfigError(f"prefix: backbone {type(self.backbone.model).__name__} cannot be split by stage")
-        return self.backbone.prefix((x - self.mean) / self.std, stages)
+        return self.backbone.prefix(self._normalised(x), stages)
+
+    def _normalised(self, x):
+        return (x - self.mean) / self.std if self.normalise else x
 
     def forward(self, x, start_stage: int = 0):
         """``x`` N x 3 x H x W in 0..1 -> (score N, quality map N x 8 x m x m). With ``start_stage`` > 0,
@@ -158,10 +188,16 @@ class Student(nn.Module):
         if start_stage:
             feats = self.backbone.tail(x, start_stage)
         else:
-            feats = self.backbone((x - self.mean) / self.std)
+            feats = self.backbone(self._normalised(x))
         qmap = F.relu(self.map_branch(feats))
-        qmap = F.interpolate(qmap, size=(self.map_size, self.map_size), mode="bilinear", align_corners=False)
-        score = 100.0 * self.head(feats, qmap)
+        size = (self.map_size, self.map_size)
+        if self.map_resize == "nearest":
+            qmap = F.interpolate(qmap, size=size, mode="nearest")
+        else:
+            qmap = F.interpolate(qmap, size=size, mode="bilinear", align_corners=False)
+        score = self.score_scale * self.head(feats, qmap)
+        if self.score_offset:
+            score = score + self.score_offset
         if not self.training:
             score = score.clamp(0.0, 100.0)
         return score, qmap
@@ -181,11 +217,14 @@ def _norm(model) -> tuple[tuple, tuple]:
 
 
 def _build_paper(cfg: StudentConfig) -> Student:
-    import timm
+    """The authors' layout: a torchvision EfficientNet whose pooling and classifier are Identity (no
+    parameters), its ``features`` map -> ConvTranspose2d -> ReLU -> nearest resize -> flatten MLP."""
+    from .torchvision_backbone import efficientnet
 
-    model = timm.create_model("efficientnet_b7", num_classes=0, global_pool="", **_timm_kwargs(cfg))
-    return Student(Backbone(model, "forward_features", model.num_features), cfg.map_size, cfg.head,
-                   cfg.head_hidden, cfg.map_branch, *_norm(model))
+    model, channels = efficientnet(cfg.variant, pretrained=bool(cfg.pretrained), weights=cfg.weights)
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if cfg.normalize == "imagenet" else (None, None)
+    return Student(Backbone(model, "torchvision", channels), cfg.map_size, cfg.head, cfg.head_hidden,
+                   cfg.map_branch, mean, std, cfg.map_resize, cfg.score_scale, cfg.score_offset)
 
 
 def _build_lite0(cfg: StudentConfig) -> Student:
@@ -195,7 +234,8 @@ def _build_lite0(cfg: StudentConfig) -> Student:
         raise ConfigError("student lite0: uses the bundled ImageNet weights; give weights via timm:NAME instead")
     model = build_lite0_classifier(pretrained=bool(cfg.pretrained), num_classes=0, global_pool="")
     return Student(Backbone(model, "forward_features", model.num_features), cfg.map_size, cfg.head,
-                   cfg.head_hidden, cfg.map_branch, LITE0_MEAN, LITE0_STD)
+                   cfg.head_hidden, cfg.map_branch, LITE0_MEAN, LITE0_STD, cfg.map_resize, cfg.score_scale,
+                   cfg.score_offset)
 
 
 def _build_timm(cfg: StudentConfig) -> Student:
@@ -209,7 +249,8 @@ def _build_timm(cfg: StudentConfig) -> Student:
     except (RuntimeError, FileNotFoundError, OSError) as exc:
         raise ModelLoadError(f"student {cfg.name}: cannot build ({exc})") from None
     return Student(Backbone(model, "features_only", model.feature_info.channels()[-1]), cfg.map_size,
-                   cfg.head, cfg.head_hidden, cfg.map_branch, *_norm(model))
+                   cfg.head, cfg.head_hidden, cfg.map_branch, *_norm(model), cfg.map_resize, cfg.score_scale,
+                   cfg.score_offset)
 
 
 BUILDERS = {"paper": _build_paper, "lite0": _build_lite0, "timm": _build_timm}

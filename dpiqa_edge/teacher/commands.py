@@ -6,7 +6,11 @@ import click
 
 TRAIN_EPILOG = """\b
 Sources (pick one):
-  --sd-path SD_DIR --clip-path CLIP_DIR   real SD-1.5 (diffusers layout) + CLIP ViT-L/14 text model
+  --sd-path SD_DIR --clip-path CLIP_DIR   real SD-1.5 (diffusers layout) + CLIP ViT-L/14 text model;
+                                          each a local folder or a Hugging Face id, e.g.
+                                          --sd-path stable-diffusion-v1-5/stable-diffusion-v1-5
+                                          --clip-path openai/clip-vit-large-patch14
+                                          (HF cache; HF_HUB_OFFLINE=1 reads the cache only)
   --sd-path SD_DIR --prompt-embeddings F  the 1485x768 prompt matrix precomputed (safetensors)
   --tiny                                  tiny random-init configs (tests, demo; no weights needed)
 \b
@@ -28,8 +32,8 @@ def teacher() -> None:
 @click.option("--data", "manifest", required=True, type=click.Path(dir_okay=False), help="Manifest CSV (path,mos,split).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder: config.json + model.safetensors (best val SRCC), last/, best/, history.json.")
-@click.option("--sd-path", type=click.Path(file_okay=False), help="Local Stable Diffusion folder (diffusers layout).")
-@click.option("--clip-path", type=click.Path(file_okay=False), help="Local CLIP text model with projection (ViT-L/14).")
+@click.option("--sd-path", help="Stable Diffusion folder (diffusers layout) or Hugging Face id.")
+@click.option("--clip-path", help="CLIP text model with projection (ViT-L/14): folder or Hugging Face id.")
 @click.option("--prompt-embeddings", type=click.Path(dir_okay=False), help="Precomputed 1485xD prompt matrix (safetensors).")
 @click.option("--tiny", is_flag=True, help="Tiny random-init teacher (tests and the demo).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Run recipe TOML (default: SPEC's).")

@@ -1,7 +1,9 @@
 """Where the teacher's diffusers parts come from: a local SD folder, SD-1.5's own configs, or tiny configs.
 
-* ``load_sd_parts(sd_dir)``: the VAE and UNet of a local Stable Diffusion folder in diffusers layout
-  (``model_index.json``, ``vae/``, ``unet/``), safetensors weights only. Anything else fails with one line.
+* ``load_sd_parts(sd_dir)``: the VAE and UNet of a Stable Diffusion folder in diffusers layout
+  (``model_index.json``, ``vae/``, ``unet/``), safetensors weights only: a local folder or a Hugging Face id
+  (``stable-diffusion-v1-5/stable-diffusion-v1-5``) resolved through the HF cache (``dpiqa_edge.hub``;
+  ``HF_HUB_OFFLINE=1`` reads the cache only). Anything else fails with one line.
 * ``sd15_configs()``: SD-1.5's UNet / VAE configs and the T2I full adapter config, written out here so the
   full-size teacher can be built (random init, or on the meta device to count parameters) with no download.
 * ``tiny_configs()``: the same classes shrunk like diffusers' own tests (4 UNet levels so the adapter and
@@ -70,8 +72,11 @@ def build_parts(configs: dict[str, dict[str, Any]]):
 
 
 def check_sd_folder(sd_dir: str | os.PathLike) -> Path:
-    """Raise a one-line ModelLoadError unless ``sd_dir`` is a diffusers SD folder with safetensors weights."""
-    sd_dir = Path(sd_dir)
+    """The folder (a Hub id resolved to its cached snapshot); a one-line ModelLoadError unless it is a
+    diffusers SD folder with safetensors weights."""
+    from ..hub import SD_FILES, resolve_folder
+
+    sd_dir = resolve_folder(sd_dir, "--sd-path (Stable Diffusion folder)", SD_FILES)
     if not sd_dir.is_dir():
         raise ModelLoadError(f"{sd_dir}: Stable Diffusion folder not found")
     missing = [p for p in ("model_index.json", "vae/config.json", "unet/config.json") if not (sd_dir / p).is_file()]

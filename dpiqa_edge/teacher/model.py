@@ -39,6 +39,11 @@ class TeacherConfig:
     vae_input_range: str = "-1,1"  #: "-1,1" = what SD's VAE was trained on; "0,1" = the reference code
     timestep: int = 1  #: the single denoising step, no noise added
     text_gamma_init: float = 1e-4  #: the text adapter's per-channel gamma at init
+    #: the authors' QFD exactly: no ReLU between each level's conv (and the fuse conv) and its squeeze-excitation,
+    #: bias-free SE linears. Default False: a ReLU there (this toolkit's choice) and SE biases.
+    reference_decoder: bool = False
+    score_scale: float = 100.0  #: score = score_scale * head + score_offset (the head learns MOS/100)
+    score_offset: float = 0.0  #: non-default only for imported teachers whose head speaks another label scale
 
     def __post_init__(self):
         if self.vae_input_range not in VAE_RANGES:
@@ -69,12 +74,13 @@ class TextAdapter(nn.Module):
 
 
 class SqueezeExcite(nn.Module):
-    """Channel attention: global average -> C/r -> ReLU -> C -> sigmoid gate."""
+    """Channel attention: global average -> C/r -> ReLU -> C -> sigmoid gate (``bias``: of both linears)."""
 
-    def __init__(self, channels: int, reduction: int = 16):
+    def __init__(self, channels: int, reduction: int = 16, bias: bool = True):
         super().__init__()
         hidden = max(channels // reduction, 1)
-        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels), nn.Sigmoid())
+        self.fc = nn.Sequential(nn.Linear(channels, hidden, bias=bias), nn.ReLU(inplace=True),
+                                nn.Linear(hidden, channels, bias=bias), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.fc(x.mean(dim=(2, 3)))[:, :, None, None]
@@ -89,16 +95,21 @@ class QualityDecoder(nn.Module):
         width: channels per level after the first conv (SPEC 512).
         map_size: side of F_quality.
         se_reduction: squeeze-excitation reduction.
+        reference: the authors' decoder (``TeacherConfig.reference_decoder``): Identity where the ReLUs
+            after the level and fuse convs are, bias-free SE linears. The module names stay the same.
     """
 
-    def __init__(self, in_channels: list[int], width: int = 512, map_size: int = 64, se_reduction: int = 16):
+    def __init__(self, in_channels: list[int], width: int = 512, map_size: int = 64, se_reduction: int = 16,
+                 reference: bool = False):
         super().__init__()
         self.map_size = map_size
-        self.levels = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(c, width, 3, padding=1), nn.ReLU(inplace=True), SqueezeExcite(width, se_reduction))
-            for c in in_channels)
-        self.fuse = nn.Sequential(nn.Conv2d(width * len(in_channels), width, 3, padding=1), nn.ReLU(inplace=True),
-                                  SqueezeExcite(width, se_reduction))
+
+        def conv_se(c_in):
+            act = nn.Identity() if reference else nn.ReLU(inplace=True)
+            return nn.Sequential(nn.Conv2d(c_in, width, 3, padding=1), act, SqueezeExcite(width, se_reduction, not reference))
+
+        self.levels = nn.ModuleList(conv_se(c) for c in in_channels)
+        self.fuse = conv_se(width * len(in_channels))
         self.reduce = nn.Sequential(nn.Conv2d(width, 128, 1), nn.ReLU(inplace=True), nn.Conv2d(128, 32, 1),
                                     nn.ReLU(inplace=True), nn.Conv2d(32, 8, 1), nn.ReLU(inplace=True))
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(8 * map_size * map_size, 512), nn.ReLU(inplace=True),
@@ -150,7 +161,7 @@ class DPIQATeacher(nn.Module):
         self.text_adapter = TextAdapter(prompt_embeddings, config.text_gamma_init)
         # Up block i outputs reversed(block_out_channels)[i]; finest first that is block_out_channels.
         self.decoder = QualityDecoder(list(unet.config.block_out_channels), config.decoder_width, config.map_size,
-                                      config.se_reduction)
+                                      config.se_reduction, config.reference_decoder)
         self.scaling_factor = float(vae.config.scaling_factor)
         self._features: list[torch.Tensor] = []
         # The four up-block outputs are read with forward hooks: the UNet forward stays diffusers' own.
@@ -201,7 +212,8 @@ class DPIQATeacher(nn.Module):
         if latents is None:
             latents = self.latents_from_moments(self.encode_moments(x)).to(x.dtype)
         norm_score, f_quality = self.forward_latents(latents, x)
-        return norm_score * 100.0, f_quality
+        score = norm_score * self.config.score_scale
+        return (score + self.config.score_offset if self.config.score_offset else score), f_quality
 
 
 def build_teacher(config: TeacherConfig, prompt_embeddings: torch.Tensor, parts=None) -> DPIQATeacher:

@@ -6,8 +6,8 @@ CLIP text tower's *pooled, projected* feature (``get_text_features``), not SD's 
 
 Three sources, one matrix shape ``(1485, D)``:
 
-* ``embed_prompts(clip_dir)``: a local ``CLIPTextModelWithProjection`` + ``CLIPTokenizer`` folder (ViT-L/14
-  for the real teacher: D = 768). SD-1.5's own ``text_encoder`` has no projection, so it is not used.
+* ``embed_prompts(clip_dir)``: a ``CLIPTextModelWithProjection`` + ``CLIPTokenizer`` folder (ViT-L/14
+  for the real teacher: D = 768), local or a Hugging Face id (``openai/clip-vit-large-patch14``). SD-1.5's own ``text_encoder`` has no projection, so it is not used.
 * ``load_prompt_embeddings(file)``: a precomputed safetensors file holding one 1485 x D tensor.
 * ``tiny_clip(dir)`` + ``embed_prompts``: a tiny random CLIP (word-level BPE vocabulary over the prompt
   words) for tests and the demo, exercising exactly the code path a real CLIP folder takes.
@@ -47,7 +47,9 @@ def embed_prompts(clip_dir: str | os.PathLike, batch_size: int = 128, device: st
     import torch
     from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
-    clip_dir = Path(clip_dir)
+    from ..hub import CLIP_FILES, resolve_folder
+
+    clip_dir = resolve_folder(clip_dir, "--clip-path (CLIP text model)", CLIP_FILES)
     if not (clip_dir / "config.json").is_file():
         raise ModelLoadError(f"{clip_dir}: not a CLIP folder (no config.json); expected a transformers "
                              "CLIPTextModelWithProjection + CLIPTokenizer checkpoint, e.g. clip-vit-large-patch14")

@@ -1,0 +1,1 @@
+"""Import the DP-IQA authors' released models (see ``dpiqa_edge/authors/importer.py``)."""
