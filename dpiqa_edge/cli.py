@@ -51,7 +51,7 @@ def main() -> None:
 def _register() -> None:
     # Imports are cheap: command modules import their stage (and torch) only inside the command body.
     from .authors.commands import import_
-    from .bench_commands import bench
+    from .bench.commands import bench
     from .data.commands import data
     from .default_model import default_model
     from .demo import demo
