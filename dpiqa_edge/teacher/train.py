@@ -191,7 +191,7 @@ def train_teacher(manifest, out_dir, cfg: TeacherRunConfig | None = None, *, sd_
     from ..config import to_dict
     from ..data.manifest import read_manifest
     from ..io import atomic_path, write_json
-    from ..distill.losses import rank_loss  # the one pairwise ranking loss (SPEC), shared with distillation
+    from ..losses import rank_loss  # the one pairwise ranking loss (SPEC), shared with distillation
     from ..training import fit
     from .model import save_teacher
 
