@@ -440,7 +440,7 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
     elif "error" in teacher:
         notes.append(f"Teacher forward FAILED: {teacher['error']}")
     else:
-        table.append([f"teacher (full SD-1.5 size, random init)", SIZE, "torch", f"fp32 -> {teacher.get('ran', 'fp32')}",
+        table.append(["teacher (full SD-1.5 size, random init)", SIZE, "torch", f"fp32 -> {teacher.get('ran', 'fp32')}",
                       teacher.get("threads", ""), (teacher.get("params") or nan) / 1e6, nan, "n/a", teacher["p50"],
                       teacher["p95"], teacher.get("cpu_ms") or nan, "n/a", f"{teacher['rss_bytes'] / 2**20:.0f}", 1.0,
                       f"CPU (no GPU lent to this run); {teacher.get('repeat')} timed calls"])

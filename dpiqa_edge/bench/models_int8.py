@@ -26,7 +26,6 @@ TARGETS = {"onnxruntime": 1.5, "openvino": 1.3}
 def measure_pair(spec: dict[str, Any]) -> dict[str, Any]:
     """Inside a worker: fp32 vs int8 of one model, round-robin. ``spec``: fp32, int8 (artifact paths),
     fp32_hint / int8_hint (precision hints; None = the loader's default), threads, rounds, per_round, warmup."""
-    import numpy as np
     from skimage import data as skd
 
     from ..timing import summarize_times

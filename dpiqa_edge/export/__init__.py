@@ -169,7 +169,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
                 break
             attempts.append({"options": rung, "accuracy_gate": gate})
             say(f"export: {rung} failed the accuracy gate ({gate['reason']}); trying {rungs[k + 1]}")
-            del backend
+            backend = None  # release the failed rung's session before converting the next
         if gate is not None:
             from ..quantize.gate import enforce_gate
 
