@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 LAYERS: list[tuple[str, ...]] = [
     ("dpiqa_edge", "dpiqa_edge.errors"),                                # version, score range, error types
     ("dpiqa_edge.io",),                                                 # atomic writes
-    ("dpiqa_edge.config", "dpiqa_edge.hub", "dpiqa_edge.metrics", "dpiqa_edge.timing",
+    ("dpiqa_edge.config", "dpiqa_edge.hub", "dpiqa_edge.metrics", "dpiqa_edge.timing", "dpiqa_edge.quiet",
      "dpiqa_edge.models"),                                              # foundation helpers, shipped-model paths
     ("dpiqa_edge.runtime",),                                            # decode, preprocess, backends, scorer
     ("dpiqa_edge.data", "dpiqa_edge.peers"),                            # datasets, synthetic set, classic IQA
