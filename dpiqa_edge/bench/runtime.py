@@ -7,8 +7,8 @@
    row runs in its own subprocess (``python -m dpiqa_edge.bench.runtime throughput ...``) so the ISA
    cap takes effect before the backend library loads;
 2. the camera gate's memory over a long stream: 10,000 camera-sized frames through
-   ``CameraGate.check_frame`` in one process, resident memory after warm-up vs at the end (issue 9:
-   growth must stay under 50 MB).
+   ``CameraGate.check_frame`` in one process, resident memory after warm-up vs at the end (growth
+   must stay under 50 MB).
 
 Numbers come from the artifacts built here (a Lite0 student at the demo's 224 px with its bundled
 ImageNet weights, exported with dynamic batch); the weights' values do not change speed or memory.
