@@ -98,9 +98,31 @@ def default_card(report: dict[str, Any], cfg, gate: dict[str, Any], config_file:
         "mix (low light = dark + noise + blur), vary over the frame and meet content the pool lacks; real human "
         "opinion was not measured offline.",
         "- Photos are consumer snapshots, wallpapers and sample images; a few are small (400-450 px short side).",
+        *_weak_lines(cam),
         "", "## Rebuild", "",
         "```bash", f"dpiqa-edge default-model --out {out_dir} --install   # recipe: {_shown(config_file)}", "```",
         "The full report (every variant, BRISQUE and NIQE, plots): `report/index.html` of that folder.",
     ]
     return "\n".join(lines) + "\n"
 
+
+
+def _weak_lines(cam: dict[str, Any], floor: float = 0.75) -> list[str]:
+    """One line per distortion the shipped model ranks poorly on the held-out ladders (tau below ``floor``),
+    beside what BRISQUE gets on the same ladders, so the card never hides a weak spot the table shows."""
+    rows = {r["name"]: r for r in cam["rows"]}
+    model = next((r for r in cam["rows"] if r["kind"] != "reference"), None)
+    if model is None:
+        return []
+    brisque = rows.get("BRISQUE", {}).get("per_distortion", {})
+    out = []
+    for d, v in model["per_distortion"].items():
+        if v["value"] is not None and v["value"] < floor:
+            peer = brisque.get(d, {}).get("value")
+            out.append(f"- Weak on {d}: held-out tau {_f(v['value'])} (BRISQUE {_f(peer)}). Some pristine photos are "
+                       "dark or night scenes that brightening does not spoil to the eye either; a single per-level "
+                       "target cannot tell those apart, so the model's ranking of this distortion is unreliable."
+                       if d == "overexposure" else
+                       f"- Weak on {d}: held-out tau {_f(v['value'])} (BRISQUE {_f(peer)}); treat its verdicts on "
+                       "this failure with caution.")
+    return out
