@@ -44,14 +44,21 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="dpiqa-edge")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show the libraries' own logs and progress bars (NNCF, coremltools, torch, OpenVINO, "
+                   "onnxruntime). By default they go to third-party.log in the output folder.")
+def main(verbose: bool) -> None:
     """DP-IQA from research to phones: blind image quality on 0-100 (higher = better)."""
+    if verbose:
+        from .quiet import set_verbose
+
+        set_verbose()
 
 
 def _register() -> None:
     # Imports are cheap: command modules import their stage (and torch) only inside the command body.
     from .authors.commands import import_
-    from .bench_commands import bench
+    from .bench.commands import bench
     from .data.commands import data
     from .default_model import default_model
     from .demo import demo

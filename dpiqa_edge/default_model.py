@@ -20,7 +20,7 @@ from typing import Any
 import click
 import numpy as np
 
-from .demo import CONFIG_DIR, _Stages
+from .demo import CONFIG_DIR, Stages
 
 #: target/precision[/compression] -> export folder name; the first INT8 ONNX one is what ships
 VARIANTS = {"onnx-fp32": ("onnx", "fp32", None), "onnx-int8": ("onnx", "int8", None),
@@ -65,7 +65,7 @@ def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False
     from .report import make_report
 
     console = console or Console()
-    stages = _Stages(console)
+    stages = Stages(console)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     cfg = load_config(CameraConfig, config_file)

@@ -66,7 +66,7 @@ def load_demo_config(path: Path) -> DemoConfig:
     return DemoConfig(**data)
 
 
-class _Stages:
+class Stages:
     """Runs named stages in order, timing each and reusing the ones already complete."""
 
     def __init__(self, console):
@@ -105,7 +105,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig, *, smoke: bool = False, console=Non
     from .teacher.train import TeacherRunConfig, train_teacher
 
     console = console or Console()
-    stages = _Stages(console)
+    stages = Stages(console)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_dir, teacher_dir, targets_dir = out_dir / "data", out_dir / "teacher", out_dir / "targets"
     students = out_dir / "students"

@@ -1,10 +1,10 @@
-"""Tiny artifacts for the runtime tests (engineer G): a hand-weighted "sharpness" conv net that follows
+"""Tiny artifacts for the runtime tests: a hand-weighted "sharpness" conv net that follows
 the model contract (x float32 N x 3 x H x W in 0..1 -> score N on 0-100, quality map N x 8 x m x m),
 exported to ONNX (and OpenVINO IR) with the ARCHITECTURE.md metadata.
 
 Its score falls when the image is blurred (mean |Laplacian| of the luma through 1 - exp(-k e)), so the
 camera-gate tests check a real model response, not a mocked one. Loaded through the real
-``runtime.backends.load_backend`` when engineer D's loaders are present, else through ``StandInOnnx``,
+``runtime.backends.load_backend`` when the export loaders are present, else through ``StandInOnnx``,
 which implements the same Backend interface with onnxruntime.
 """
 

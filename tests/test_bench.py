@@ -9,34 +9,34 @@ import types
 import numpy as np
 import pytest
 
-from dpiqa_edge import bench
+from dpiqa_edge import bench, timing
 from dpiqa_edge.errors import ConfigError
 
 
 def test_summarize_times_known_values():
-    t = bench.summarize_times([0.001 * v for v in (5, 1, 3, 2, 4)], warmup=2)
+    t = timing.summarize_times([0.001 * v for v in (5, 1, 3, 2, 4)], warmup=2)
     assert t.median_ms == pytest.approx(3.0) and t.mean_ms == pytest.approx(3.0) and t.min_ms == pytest.approx(1.0)
     # p95 by linear interpolation over sorted (1..5): position 0.95*4 = 3.8 -> 4 + 0.8*(5-4) = 4.8
     assert t.p95_ms == pytest.approx(4.8)
     assert (t.repeat, t.warmup) == (5, 2)
-    assert bench.ratio(10.0, 4.0) == 2.5 and np.isnan(bench.ratio(1.0, 0.0))
+    assert timing.ratio(10.0, 4.0) == 2.5 and np.isnan(timing.ratio(1.0, 0.0))
     with pytest.raises(ConfigError):
-        bench.summarize_times([])
+        timing.summarize_times([])
 
 
 def test_time_fn_warms_up_then_times():
     calls = []
-    t = bench.time_fn(lambda: calls.append(1), warmup=3, repeat=7)
+    t = timing.time_fn(lambda: calls.append(1), warmup=3, repeat=7)
     assert len(calls) == 10 and t.repeat == 7 and t.warmup == 3
     assert 0 <= t.min_ms <= t.median_ms <= t.p95_ms
-    busy = bench.time_fn(lambda: sum(range(20000)), warmup=0, repeat=5)
+    busy = timing.time_fn(lambda: sum(range(20000)), warmup=0, repeat=5)
     assert busy.cpu_median_ms is not None and busy.cpu_median_ms > 0  # pure-Python work is all CPU time
     with pytest.raises(ConfigError):
-        bench.time_fn(lambda: None, repeat=0)
+        timing.time_fn(lambda: None, repeat=0)
 
 
 def test_peak_memory_sees_a_numpy_allocation():
-    mem = bench.peak_memory(lambda: np.ones(4 * 2**20 // 8).sum())  # a 4 MiB float64 buffer
+    mem = timing.peak_memory(lambda: np.ones(4 * 2**20 // 8).sum())  # a 4 MiB float64 buffer
     assert mem["python_peak_bytes"] >= 4 * 2**20  # numpy reports its buffers to tracemalloc
     assert mem["rss_peak_bytes"] > 4 * 2**20 and mem["rss_peak_is"] in ("this call", "process lifetime")
 
@@ -131,5 +131,5 @@ def test_registry_entries_resolve():
 
 
 def test_peak_memory_without_tracing():
-    mem = bench.peak_memory(lambda: np.ones(1000).sum(), trace_python=False)
+    mem = timing.peak_memory(lambda: np.ones(1000).sum(), trace_python=False)
     assert mem["python_peak_bytes"] is None and mem["rss_peak_bytes"] > 0

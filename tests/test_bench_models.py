@@ -9,8 +9,9 @@ import math
 
 import pytest
 
-from dpiqa_edge.bench import BENCHMARKS, Section, _resolve, ratio
-from dpiqa_edge.bench_models import PHONE_ENV, SIZE, Row, _sections, _worker, bench_models
+from dpiqa_edge.bench import BENCHMARKS, Section, _resolve
+from dpiqa_edge.timing import ratio
+from dpiqa_edge.bench.models import PHONE_ENV, SIZE, Row, _sections, _worker, bench_models
 
 
 def _row(model, backend, precision, p50, size, note=""):
@@ -105,7 +106,7 @@ def test_registered_in_the_harness():
 def test_choose_threads(monkeypatch, load, env, expected):
     import os
 
-    from dpiqa_edge.bench_models import choose_threads
+    from dpiqa_edge.bench.models import choose_threads
 
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
     if env is None:
@@ -132,7 +133,7 @@ def test_pair_worker_times_fp32_and_int8_in_one_process(tmp_path):
 
 
 def test_int8_section_judges_each_pair_against_its_backend_target():
-    from dpiqa_edge.bench_int8 import TARGETS, int8_section, pair_plan
+    from dpiqa_edge.bench.models_int8 import TARGETS, int8_section, pair_plan
 
     def res(f, q):
         return {"fp32": {"p50": f, "ran": "fp32", "n": 45}, "int8": {"p50": q, "ran": "int8", "n": 45}, "speedup": f / q}
@@ -154,7 +155,7 @@ def test_int8_section_judges_each_pair_against_its_backend_target():
 
 
 def test_kernel_section_reads_the_exports_profile():
-    from dpiqa_edge.bench_int8 import kernel_section
+    from dpiqa_edge.bench.models_int8 import kernel_section
 
     prof = {"ops": {"QLinearConv": {"count": 50, "ms": 1.0, "group": "integer"},
                     "Conv": {"count": 2, "ms": 0.5, "group": "float"}},
@@ -167,7 +168,7 @@ def test_kernel_section_reads_the_exports_profile():
 
 
 def test_model_list_is_data_and_a_missing_checkpoint_is_skipped(tmp_path):
-    from dpiqa_edge.bench_models import MODELS, BenchModel, build_students
+    from dpiqa_edge.bench.models import MODELS, BenchModel, build_students
 
     labels = [m.label for m in MODELS]
     for label in ("lite0", "lite0-pruned50", "lite0@224", "lite0-pruned50@224", "default"):

@@ -110,7 +110,7 @@ def test_judge_image():
 
 
 def write_video(path, segments, size=96, fps=10):
-    from dpiqa_edge.runtime.measure import make_video
+    from dpiqa_edge.bench.runtime import make_video
 
     return make_video(path, segments, size=size, fps=fps)
 

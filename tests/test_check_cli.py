@@ -1,5 +1,5 @@
 """``dpiqa-edge check``: exit codes (DESIGN: 0 all kept, 1 retake/unreadable, 2 usage/model), JSON lines,
-folders, videos, cameras, and the bad-file corpus of issue 9."""
+folders, videos, cameras, and the bad-file corpus."""
 
 from __future__ import annotations
 

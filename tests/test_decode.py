@@ -1,4 +1,4 @@
-"""The shared decoder (runtime/image.py), hardened (issue 9 item 1): every kind of odd or bad input either
+"""The shared decoder (runtime/image.py), hardened: every kind of odd or bad input either
 decodes correctly or fails with one ImageDecodeError line naming the input and the reason."""
 
 from __future__ import annotations

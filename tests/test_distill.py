@@ -19,7 +19,8 @@ pytest.importorskip("timm")
 
 from dpiqa_edge.data.manifest import Row, read_manifest, write_manifest  # noqa: E402
 from dpiqa_edge.distill.config import DistillConfig  # noqa: E402
-from dpiqa_edge.distill.losses import feature_loss, rank_loss  # noqa: E402
+from dpiqa_edge.distill.losses import feature_loss  # noqa: E402
+from dpiqa_edge.losses import rank_loss  # noqa: E402
 from dpiqa_edge.student import StudentConfig, build_student, load_student  # noqa: E402
 from dpiqa_edge.teacher.targets import write_targets  # noqa: E402
 from dpiqa_edge.training import LoopConfig  # noqa: E402

@@ -1,4 +1,4 @@
-"""A malicious pickle checkpoint is refused without running its payload (issue 9 item 2).
+"""A malicious pickle checkpoint is refused without running its payload.
 
 The payload's ``__reduce__`` makes unpickling call ``exec``, which writes a marker file. We first show
 the payload is live (plain ``pickle.load`` does create the marker), then hand the same file to every

@@ -1,4 +1,4 @@
-"""Property-based tests (issue 9 item 4): random byte strings, mutated image files, random arrays of any
+"""Property-based tests: random byte strings, mutated image files, random arrays of any
 dtype/shape/channel count, random sizes. The decoder and preprocessing either give a valid result or an
 ImageDecodeError - never another exception, never a hang (hypothesis deadline) - and the scorer gives a
 score on 0-100. max_examples and deadlines are bounded so the file stays a few seconds on 2 cores."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from _runtime_models import export_onnx, use_stand_in_loader
-from dpiqa_edge.runtime.measure import folder_throughput, gate_memory, make_folder
+from dpiqa_edge.bench.runtime import folder_throughput, gate_memory, make_folder
 
 
 def test_folder_throughput_and_gate_memory(tmp_path, monkeypatch):

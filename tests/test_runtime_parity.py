@@ -1,6 +1,6 @@
-"""The runtime over REAL exports (engineer D's export_model of a tiny student): the scorer's scores agree
+"""The runtime over REAL exports (export_model of a tiny student): the scorer's scores agree
 with the torch student within the export's own declared parity tolerance, on ONNX and OpenVINO; and every
-kind of broken model file is a one-line ModelLoadError (exit 2), never a backend traceback (issue 9)."""
+kind of broken model file is a one-line ModelLoadError (exit 2), never a backend traceback."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def frames():
 
 
 def test_import_runtime_does_not_import_torch():
-    code = "import dpiqa_edge.runtime, sys; from dpiqa_edge.runtime import scorer, gate, commands, checker, sources, measure, " \
+    code = "import dpiqa_edge.runtime, sys; from dpiqa_edge.runtime import scorer, gate, commands, checker, sources, " \
            "backends, artifact; from dpiqa_edge.runtime.backends import onnx, openvino; " \
            "assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

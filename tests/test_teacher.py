@@ -203,7 +203,7 @@ def test_recipes_load(name):
 def test_gpu_bench_worker_times_a_real_training_step_in_its_own_process(monkeypatch):
     # The worker behind `bench teacher_gpu`, run here on the CPU with tiny configs: the same code path
     # (accelerate mixed precision, Adam, latents from VAE moments) in a child process, as on the GPU.
-    from dpiqa_edge.teacher import bench as tbench
+    from dpiqa_edge.bench import teacher_gpu as tbench
 
     r = tbench._worker(dict(mode="train", precision="bf16", batch=2, size=64, repeat=2, warmup=1, device="cpu",
                             tiny=True), timeout=120)

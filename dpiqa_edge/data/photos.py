@@ -25,7 +25,6 @@ reported (a new Debian point release may recompress a file), never silently used
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil

@@ -1,4 +1,5 @@
-"""Distillation losses (SPEC): MSE on the 0-1 score scale, MSE between quality maps, optional KD and ranking.
+"""Distillation losses (SPEC): MSE on the 0-1 score scale, MSE between quality maps, optional KD and ranking
+(the pairwise ranking loss is shared with the teacher: :mod:`dpiqa_edge.losses`).
 
 Every term is masked: a batch may mix images with and without MOS, and with and without teacher
 targets; a term with no valid item contributes an exact 0 that still keeps the graph connected (so
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from ..losses import rank_loss
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -25,19 +28,6 @@ def feature_loss(qmap: torch.Tensor, target: torch.Tensor, has_map: torch.Tensor
     if has_map is None:
         return F.mse_loss(qmap, target)
     return masked_mse(qmap, target, has_map)
-
-
-def rank_loss(pred: torch.Tensor, target: torch.Tensor, margin_scale: float = 0.25) -> torch.Tensor:
-    """Pairwise hinge: mean over pairs of relu(margin - sign(t_i - t_j) (p_i - p_j)),
-    margin = margin_scale x std(target) (the paper's optional ranking loss)."""
-    if pred.numel() < 2:
-        return pred.sum() * 0.0
-    sign = torch.sign(target[:, None] - target[None, :])
-    pairs = torch.triu(sign != 0, diagonal=1)
-    if not bool(pairs.any()):
-        return pred.sum() * 0.0
-    diff = pred[:, None] - pred[None, :]
-    return torch.relu(margin_scale * target.std() - sign * diff)[pairs].mean()
 
 
 def score_target(batch: dict, mode: str) -> torch.Tensor:

@@ -143,6 +143,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
     # 5. Build the folder under a temporary name: convert, verify, describe; rename only when all passed.
     from importlib import import_module
 
+    from ..quiet import LOG_NAME, third_party_output
     from ..runtime.backends import load_backend
 
     module = import_module(f".{target}", __name__)
@@ -155,12 +156,14 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
             settings.extra["int8"].update(rung)
             say(f"export: converting {model_dir} -> {target} {precision} ({size}x{size})" + (f" {rung}" if rung else ""))
             t1 = time.perf_counter()
-            artifact, info = module.convert(deploy, settings, tmp, encode_metadata(meta), calib=calib_arrays, val=val_images)
+            with third_party_output(tmp / LOG_NAME):  # converters' logs and progress bars, unless --verbose
+                artifact, info = module.convert(deploy, settings, tmp, encode_metadata(meta), calib=calib_arrays, val=val_images)
             if "runtime_options" in info:  # options the target wrote into the artifact for the loader to apply
                 meta["runtime_options"] = info["runtime_options"]
             t_convert = time.perf_counter() - t1
             t1 = time.perf_counter()
-            backend = load_backend(artifact)
+            with third_party_output(tmp / LOG_NAME):
+                backend = load_backend(artifact)
             source = str(manifest) if manifest is not None else "package photos (scikit-image, scikit-learn)"
             par = parity.check_parity(backend, ref, x, names=names, source=source, log=say)
             gate = _int8_gate(model, backend, test, max_srcc_drop, out) if lossy else None
@@ -169,7 +172,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
                 break
             attempts.append({"options": rung, "accuracy_gate": gate})
             say(f"export: {rung} failed the accuracy gate ({gate['reason']}); trying {rungs[k + 1]}")
-            del backend
+            backend = None  # release the failed rung's session before converting the next
         if gate is not None:
             from ..quantize.gate import enforce_gate
 
@@ -188,7 +191,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
         }
         del backend
         write_text(tmp / "MODEL_CARD.md", card.model_card(record, config))
-        files = card.file_sizes(tmp)
+        files = {k: v for k, v in card.file_sizes(tmp).items() if k != LOG_NAME}  # a log is not the artifact
         record["files"] = files
         record["size_bytes"] = sum(v for k, v in files.items() if k.startswith(artifact.name.split(".")[0]))
         write_json(tmp / "export.json", record)
@@ -277,7 +280,7 @@ def _int8_rungs(target: str, precision: str, int8_options: dict[str, Any]) -> li
 
 
 def _int8_gate(model, backend, test, max_srcc_drop, out) -> dict[str, Any]:
-    """F's SRCC gate on the held-out test split: parent = torch fp32, variant = the artifact as run.
+    """The SRCC gate (``quantize.gate``) on the held-out test split: parent = torch fp32, variant = the artifact as run.
     Measured here; the caller enforces it (after trying its safer rungs)."""
     from ..errors import ConfigError
     from ..quantize.gate import DEFAULT_MAX_DROP, srcc_gate

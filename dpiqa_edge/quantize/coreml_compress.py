@@ -83,7 +83,7 @@ def compress_coreml(
         )
     if mode == "w8a8" and not calib:
         raise ConfigError(f"{src}: w8a8 needs calibration samples (calib=[{{input_name: array}}, ...])")
-    from ..runtime.backends.coreml_mil import _load_pymil
+    from ..runtime.backends.coreml_mil import load_ml_program
 
     try:
         import coremltools as ct
@@ -92,7 +92,7 @@ def compress_coreml(
         raise ExportError(f"{src}: CoreML compression needs coremltools (pip install dpiqa-edge[coreml]): {exc}") from None
 
     # 2. which layers stay float
-    prog, _ = _load_pymil(src)
+    prog, _ = load_ml_program(src)
     keep = set(keep_float_ops) | (_output_layers(prog) if keep_output_layers else set())
     op_names = {op.name for op in _ops(prog)}
     unknown = sorted(set(keep_float_ops) - op_names)
@@ -147,9 +147,9 @@ def _compress(cto, model, mode: str, config, keep: set[str], calib, src: Path):
 
 def describe_compression(mlpackage: str | os.PathLike) -> dict[str, Any]:
     """The compressed state of a saved ML program: constexpr ops, and which weight ops read them."""
-    from ..runtime.backends.coreml_mil import _load_pymil
+    from ..runtime.backends.coreml_mil import load_ml_program
 
-    prog, spec = _load_pymil(Path(mlpackage))
+    prog, spec = load_ml_program(Path(mlpackage))
     ops = _ops(prog)
     constexpr: dict[str, int] = {}
     compressed, float_ops = [], []

@@ -25,7 +25,7 @@ them from ORT's profiler and the export records the count.
 
 Calibration methods: ``minmax`` (default; streams, so any number of images), ``entropy`` and
 ``percentile`` (histograms). ORT's histogram calibrators keep every intermediate output of every image
-in memory until collection ends (130-260 MB per 512 px Lite0 image, ../shared/DATA.md), so they are
+in memory until collection ends (130-260 MB per 512 px Lite0 image, docs/design-notes.md), so they are
 collected in chunks (``chunk`` images at a time, merged into running histograms through ORT's
 ``CalibStridedMinMax`` ranges) and capped at ``max_images``.
 

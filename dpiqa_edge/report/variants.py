@@ -132,8 +132,8 @@ def _pruned_from_sha(export: dict[str, Any]) -> str | None:
 
 
 def measure_latency(run: Callable[[], Any], repeats: int, warmup: int = 2) -> dict[str, Any]:
-    """p50 (median) / p95 wall time in ms of ``run()``, timed by the bench harness (``bench.time_fn``)."""
-    from ..bench import time_fn
+    """p50 (median) / p95 wall time in ms of ``run()``, timed by ``timing.time_fn``, as the benchmarks are."""
+    from ..timing import time_fn
 
     t = time_fn(run, warmup=warmup, repeat=repeats)
     return {"p50": float(t.median_ms), "p95": float(t.p95_ms), "repeats": int(t.repeat)}
@@ -203,7 +203,7 @@ def interleaved_latency(variants: list[ScoredVariant], image: str, repeats: int,
     in turn, ``repeats`` rounds), and fill ``cost["latency_ms"]``. On a shared machine a burst of load then
     hits every variant alike; timed one after another, minutes apart, an INT8 model and its float parent
     can swap places by chance. CoreML (emulated on Linux) keeps its note."""
-    from ..bench import summarize_times
+    from ..timing import summarize_times
     from ..runtime.scorer import QualityScorer
 
     timed = [v for v in variants if v.label != EMULATED_LABEL and v.backend != "coreml"]

@@ -24,7 +24,7 @@ from .preprocess import Preprocess
 
 
 def _load_backend(artifact: Any, **kwargs: Any) -> Any:
-    """The one loader (runtime.backends, engineer D's); a seam the tests can replace before it lands."""
+    """The one loader (``runtime.backends.load_backend``), behind a seam the tests can replace."""
     from .backends import load_backend
 
     return load_backend(artifact, **kwargs)

@@ -3,7 +3,7 @@
 Decoding (Pillow / OpenCV, both release the GIL) runs in a small thread pool a few batches ahead of the
 model, so on a device with two or more cores the decode of batch k+1 overlaps the inference of batch k.
 A file that cannot be decoded is yielded as a failure with its one-line reason, never raised: one bad
-file must not stop a folder run (issue 9).
+file must not stop a folder run.
 """
 
 from __future__ import annotations

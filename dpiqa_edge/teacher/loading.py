@@ -6,6 +6,7 @@
   ``HF_HUB_OFFLINE=1`` reads the cache only). Anything else fails with one line.
 * ``sd15_configs()``: SD-1.5's UNet / VAE configs and the T2I full adapter config, written out here so the
   full-size teacher can be built (random init, or on the meta device to count parameters) with no download.
+* ``build_full_teacher(device)``: the SD-1.5-size teacher with random weights (benchmarks, GPU checks).
 * ``tiny_configs()``: the same classes shrunk like diffusers' own tests (4 UNet levels so the adapter and
   the four up-block features keep their structure; a 4-block VAE so it still downsamples 8x like SD).
 """
@@ -133,3 +134,24 @@ def write_random_sd_folder(out_dir: str | os.PathLike, configs: dict[str, dict[s
 
 def count_parameters(module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def build_full_teacher(device: str = "cpu", configs: dict | None = None, prompt_dim: int = 768, **overrides):
+    """SD-1.5-sized teacher (UNet, VAE, T2I full adapter, 1485 x 768 prompts, QFD 512, map 64), random
+    weights on ``device``, shared by the CPU row of ``bench models`` and ``bench teacher_gpu``. Built on the
+    meta device, then materialised with N(0, 0.02) weights: initialisation cost is not what is measured, and the
+    values do not change the work a dense forward does. ``configs``/``overrides`` (tiny configs, smaller decoder) serve the CPU test."""
+    import torch
+
+    from .model import TeacherConfig, build_teacher
+
+    configs = configs or sd15_configs()
+    with torch.device("meta"):
+        model = build_teacher(TeacherConfig(**configs, prompt_dim=prompt_dim, **overrides),
+                              torch.zeros(1485, prompt_dim))
+    model = model.to_empty(device=device)
+    g = torch.Generator(device=device).manual_seed(0)
+    with torch.no_grad():
+        for t in list(model.parameters()) + list(model.buffers()):
+            t.normal_(0.0, 0.02, generator=g)
+    return model.eval()

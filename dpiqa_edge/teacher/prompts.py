@@ -16,7 +16,6 @@ Three sources, one matrix shape ``(1485, D)``:
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from pathlib import Path
 

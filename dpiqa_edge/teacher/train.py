@@ -191,7 +191,8 @@ def train_teacher(manifest, out_dir, cfg: TeacherRunConfig | None = None, *, sd_
     from ..config import to_dict
     from ..data.manifest import read_manifest
     from ..io import atomic_path, write_json
-    from ..distill.losses import rank_loss  # the one pairwise ranking loss (SPEC), shared with distillation
+    from ..losses import rank_loss  # the one pairwise ranking loss (SPEC), shared with distillation
+    from ..quiet import LOG_NAME, third_party_output
     from ..training import fit
     from .model import save_teacher
 
@@ -208,8 +209,9 @@ def train_teacher(manifest, out_dir, cfg: TeacherRunConfig | None = None, *, sd_
     if loop.mixed_precision != "no" and not torch.cuda.is_available():
         loop = dataclasses.replace(loop, mixed_precision="no")  # fp16 autocast is a GPU recipe
     # 2. the model from its source, then the VAE moments of every image (once, cached on disk).
-    model = build_source_teacher(cfg, sd_path=sd_path, clip_path=clip_path, prompt_embeddings=prompt_embeddings,
-                                 tiny=tiny, seed=loop.seed)
+    with third_party_output(out_dir / LOG_NAME):  # diffusers/transformers loading logs and bars, unless --verbose
+        model = build_source_teacher(cfg, sd_path=sd_path, clip_path=clip_path, prompt_embeddings=prompt_embeddings,
+                                     tiny=tiny, seed=loop.seed)
     moments = cache_moments(model, list(train_rows) + list(val_rows), out_dir, cfg.eval_batch_size, cpu=loop.cpu)
     train_m, val_m = moments[:len(train_rows)], moments[len(train_rows):]
     if cfg.init_bias_at_mean:

@@ -84,7 +84,7 @@ class MILProgram:
 
     def __init__(self, mlpackage_path: str | os.PathLike, function: str = "main"):
         self.path = Path(mlpackage_path)
-        prog, spec = _load_pymil(self.path)
+        prog, spec = load_ml_program(self.path)
         # 1. the function and its I/O
         if function not in prog.functions:
             raise ModelLoadError(f"{self.path}: no function {function!r} in the ML program; has {sorted(prog.functions)}")
@@ -159,8 +159,9 @@ class MILProgram:
 
 
 # -- loading -----------------------------------------------------------------------------------------
-def _load_pymil(path: Path):
-    """Spec + pymil program through coremltools' own readers (protobuf spec, milproto, blob storage)."""
+def load_ml_program(path: Path):
+    """A saved ML program (.mlpackage) read back as ``(pymil program, spec)`` through coremltools' own readers
+    (protobuf spec, milproto, blob storage). The emulator runs it; compression inspects and rewrites it."""
     if not path.exists():
         raise ModelLoadError(f"{path}: no such CoreML model")
     try:

@@ -29,7 +29,7 @@ def bench(quick: bool, out_file: str, only: tuple[str, ...], list_only: bool, me
     then here:
       dpiqa-edge bench --merge gpu/BENCHMARKS.json
     """
-    from .bench import BENCHMARKS, merge_benchmarks, run_benchmarks
+    from . import BENCHMARKS, merge_benchmarks, run_benchmarks
 
     if list_only:
         for name, target in BENCHMARKS.items():

@@ -1,7 +1,7 @@
-"""INT8 against its own fp32 model, for the ``models`` benchmark (``bench_models``): the speed-up each backend
+"""INT8 against its own fp32 model, for the ``models`` benchmark (``bench.models``): the speed-up each backend
 gives, timed so that load from other processes cannot fake it, and which kernels onnxruntime really runs.
 
-* :func:`measure_pair` (a worker kind of ``bench_models``): the fp32 and the INT8 artifact of one model
+* :func:`measure_pair` (a worker kind of ``bench.models``): the fp32 and the INT8 artifact of one model
   loaded in ONE process through the shared loader, timed round-robin (a few calls of each in turn, many
   rounds), so a burst of load hits both alike. The two-process rows of the main table time the same
   artifacts minutes apart; on a shared machine their ratio can swing by tens of percent.
@@ -26,11 +26,10 @@ TARGETS = {"onnxruntime": 1.5, "openvino": 1.3}
 def measure_pair(spec: dict[str, Any]) -> dict[str, Any]:
     """Inside a worker: fp32 vs int8 of one model, round-robin. ``spec``: fp32, int8 (artifact paths),
     fp32_hint / int8_hint (precision hints; None = the loader's default), threads, rounds, per_round, warmup."""
-    import numpy as np
     from skimage import data as skd
 
-    from .bench import summarize_times
-    from .runtime.backends import load_backend
+    from ..timing import summarize_times
+    from ..runtime.backends import load_backend
 
     threads = spec.get("threads")
     backends = {k: load_backend(spec[k], precision_hint=spec.get(f"{k}_hint"), threads=threads) for k in ("fp32", "int8")}
@@ -114,7 +113,7 @@ def int8_section(results: list[tuple[dict[str, Any], dict[str, Any]]], Section) 
 
 def kernel_section(records: dict[str, dict[str, Any]], Section) -> Any:
     """One row per ONNX INT8 export: its ``export.json`` ``conversion.ort_kernels`` (ORT's profiler)."""
-    from .quantize.ort_kernels import kernel_summary
+    from ..quantize.ort_kernels import kernel_summary
 
     rows = []
     for label, rec in records.items():

@@ -1,144 +1,50 @@
-"""The benchmark harness behind ``make bench`` / ``dpiqa-edge bench``: it times, measures memory, records
-the machine, and writes BENCHMARKS.md itself (never edit that file by hand).
+"""Every benchmark of the project, and the harness behind ``make bench`` / ``dpiqa-edge bench``: it runs
+them, records the machine, and writes BENCHMARKS.md itself (never edit that file by hand).
 
-* :func:`time_fn` — warm-up calls, then ``repeat`` timed calls -> :class:`Timing` (median, p95, mean, min).
-* :func:`peak_memory` — peak Python allocations of one call (``tracemalloc``; numpy buffers are traced) and
-  the process' peak resident memory (``VmHWM`` from /proc/self/status, reset first through
-  /proc/self/clear_refs where the kernel allows; ``ru_maxrss`` elsewhere, then a lifetime peak, said so).
-* :func:`machine_facts` — CPU model, cores, ISA flags (avx2, avx512f, amx...), library versions.
 * ``BENCHMARKS`` — the explicit registry: name -> ``"module:function"``. Each function takes ``quick: bool``
   and returns a :class:`Section` (or a list), or None where it cannot measure on this machine (the GPU
-  teacher without a GPU): the stored section is then kept. Later stages add their line here; imports
-  happen only when a benchmark runs, so listing them costs nothing and pulls in no backend.
+  teacher without a GPU): the stored section is then kept. Each benchmark is a module of this package;
+  imports happen only when a benchmark runs, so listing them costs nothing and pulls in no backend.
 * :func:`run_benchmarks` — runs the selected entries, merges them into ``BENCHMARKS.json`` beside the
   output (so ``--only NAME`` refreshes one section and keeps the others) and renders BENCHMARKS.md. Each
   stored entry keeps the machine it ran on; :func:`merge_benchmarks` adds entries measured elsewhere
   (a lent GPU box) and the page names that machine under each such section.
+* :func:`machine_facts` — CPU model, cores, ISA flags (avx2, avx512f, amx...), library versions.
+* Timing and memory (``time_fn``, ``summarize_times``, ``peak_memory``, ``ratio``) live one layer down in
+  :mod:`dpiqa_edge.timing`, where the report can use them too.
 """
-
 from __future__ import annotations
 
 import datetime as _dt
-import gc
 import importlib
 import json
 import os
 import platform
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
-import time
-import tracemalloc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ConfigError
-from .io import write_json, write_text
+from ..errors import ConfigError
+from ..io import write_json, write_text
 
 #: name -> "module:function(quick) -> Section | list[Section]". Add one line per measurement.
 BENCHMARKS: dict[str, str] = {
-    "decode": "dpiqa_edge.bench:bench_decode",
-    "synth": "dpiqa_edge.bench:bench_synth",
-    "models": "dpiqa_edge.bench_models:bench_models",
-    "coreml_emulator": "dpiqa_edge.runtime.backends.coreml_mil_bench:bench_coreml_emulator",
-    "runtime": "dpiqa_edge.runtime.measure:bench_runtime",
-    "openvino_int8": "dpiqa_edge.quantize.measure:bench_openvino_int8",
-    "prune_int8": "dpiqa_edge.quantize.measure:bench_prune_int8",
-    "teacher_gpu": "dpiqa_edge.teacher.bench:bench_teacher_gpu",
-    "camera": "dpiqa_edge.bench_camera:bench_camera",
-    "web": "dpiqa_edge.web.bench:bench_web",
+    "decode": "dpiqa_edge.bench.plumbing:bench_decode",
+    "synth": "dpiqa_edge.bench.plumbing:bench_synth",
+    "models": "dpiqa_edge.bench.models:bench_models",
+    "coreml_emulator": "dpiqa_edge.bench.coreml_emulator:bench_coreml_emulator",
+    "runtime": "dpiqa_edge.bench.runtime:bench_runtime",
+    "openvino_int8": "dpiqa_edge.bench.int8:bench_openvino_int8",
+    "prune_int8": "dpiqa_edge.bench.int8:bench_prune_int8",
+    "teacher_gpu": "dpiqa_edge.bench.teacher_gpu:bench_teacher_gpu",
+    "camera": "dpiqa_edge.bench.camera:bench_camera",
+    "web": "dpiqa_edge.bench.web:bench_web",
 }
 
 LIBRARIES = ("numpy", "pillow", "scipy", "torch", "onnxruntime", "openvino", "coremltools", "timm", "diffusers")
-
-
-@dataclass
-class Timing:
-    """Wall-clock statistics of repeated calls, in milliseconds (``cpu_median_ms``: this process' CPU
-    time per call, all threads; below wall time when the machine is busy, above it when threads help)."""
-
-    median_ms: float
-    p95_ms: float
-    mean_ms: float
-    min_ms: float
-    repeat: int
-    warmup: int
-    cpu_median_ms: float | None = None
-
-
-def summarize_times(seconds: list[float], warmup: int = 0, cpu_seconds: list[float] | None = None) -> Timing:
-    """Statistics of per-call durations (seconds in, ms out); p95 by linear interpolation."""
-    if not seconds:
-        raise ConfigError("bench: no timings to summarise")
-    ms = sorted(s * 1e3 for s in seconds)
-    pos = 0.95 * (len(ms) - 1)
-    lo, frac = int(pos), pos - int(pos)
-    p95 = ms[lo] + (ms[min(lo + 1, len(ms) - 1)] - ms[lo]) * frac
-    cpu = statistics.median(cpu_seconds) * 1e3 if cpu_seconds else None
-    return Timing(statistics.median(ms), p95, statistics.fmean(ms), ms[0], len(ms), warmup, cpu)
-
-
-def time_fn(fn: Callable[[], Any], warmup: int = 3, repeat: int = 20) -> Timing:
-    """Call ``fn`` ``warmup`` times untimed (caches, lazy init, JIT), then time ``repeat`` calls."""
-    if repeat < 1 or warmup < 0:
-        raise ConfigError(f"bench: need repeat >= 1 and warmup >= 0, got {repeat}, {warmup}")
-    for _ in range(warmup):
-        fn()
-    gc.collect()
-    times, cpu = [], []
-    for _ in range(repeat):
-        c0, t0 = time.process_time(), time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return summarize_times(times, warmup, cpu)
-
-
-def ratio(a: float, b: float) -> float:
-    """a / b (e.g. baseline_ms / variant_ms = speed-up); NaN when b is 0."""
-    return float("nan") if b == 0 else a / b
-
-
-def _proc_status(key: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024  # kB -> bytes
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def peak_memory(fn: Callable[[], Any], trace_python: bool = True) -> dict[str, Any]:
-    """Run ``fn`` once; return its peak traced Python allocations and the process' peak RSS (bytes).
-
-    ``trace_python=False`` skips tracemalloc (which slows allocation-heavy code several-fold) when the
-    same call is also being timed; ``python_peak_bytes`` is then None.
-    """
-    reset = False
-    try:  # writing 5 resets VmHWM to the current RSS (Linux >= 4.0)
-        Path("/proc/self/clear_refs").write_text("5")
-        reset = True
-    except OSError:
-        pass
-    traced = None
-    if trace_python:
-        tracemalloc.start()
-    try:
-        fn()
-        if trace_python:
-            _, traced = tracemalloc.get_traced_memory()
-    finally:
-        if trace_python:
-            tracemalloc.stop()
-    rss = _proc_status("VmHWM")
-    if rss is None:  # not Linux: ru_maxrss (KiB on Linux, bytes on macOS) is a lifetime peak
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-        reset = False
-    return {"python_peak_bytes": None if traced is None else int(traced), "rss_peak_bytes": int(rss), "rss_peak_is": "this call" if reset else "process lifetime"}
 
 
 def library_versions(names) -> dict[str, str]:
@@ -218,7 +124,7 @@ def _cell(v: Any) -> str:
 def render_markdown(sections: dict[str, dict], machine: dict, command: str, when: str) -> str:
     """BENCHMARKS.md text: how it was made, the machine and versions, then one table per benchmark."""
     lines = ["# Benchmarks", "",
-             "Written by the harness (`dpiqa_edge/bench.py`); do not edit by hand. Re-run with `make bench`.", "",
+             "Written by the harness (`dpiqa_edge/bench/`); do not edit by hand. Re-run with `make bench`.", "",
              f"- last command: `{command}` ({when} UTC); each section names the run that produced it",
              f"- CPU: {machine['cpu']} ({machine['logical_cores']} logical cores, {machine['usable_cores']} usable); "
              f"GPU: {machine.get('gpu') or 'none'}",
@@ -318,72 +224,3 @@ def _read_store(path: Path) -> dict[str, Any]:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
-
-
-# --- registered benchmarks of the shared plumbing ------------------------------------------------------
-def bench_decode(quick: bool = False) -> Section:
-    """The ONE decoder and ONE preprocessing on package photos encoded as JPEG (quality 90) in memory."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-    from skimage import data as skd
-
-    from .runtime.image import decode_image
-    from .runtime.preprocess import Preprocess
-
-    warmup, repeat = (2, 10) if quick else (5, 50)
-    photo = skd.astronaut()
-    inputs = {"512x512": photo, "1024x768": np.asarray(Image.fromarray(skd.coffee()).resize((1024, 768), Image.BICUBIC))}
-    rows = []
-    for label, rgb in inputs.items():
-        buf = io.BytesIO()
-        Image.fromarray(rgb).save(buf, "JPEG", quality=90)
-        jpeg = buf.getvalue()
-        base = time_fn(lambda: decode_image(jpeg), warmup, repeat)
-        cases = [("decode_image", base)]
-        for size in (512, 224):
-            pre = Preprocess(size=(size, size))
-            cases.append((f"decode + Preprocess({size})", time_fn(lambda p=pre: p(jpeg), warmup, repeat)))
-        mem = peak_memory(lambda: Preprocess(size=(512, 512))(jpeg))
-        for what, t in cases:
-            at512 = what.endswith("(512)")
-            rows.append([f"JPEG {label} ({len(jpeg) // 1024} KiB)", what, t.median_ms, t.p95_ms, t.cpu_median_ms, ratio(t.cpu_median_ms, base.cpu_median_ms),
-                         f"{mem['python_peak_bytes'] / 2**20:.1f}" if at512 else "",
-                         f"{mem['rss_peak_bytes'] / 2**20:.0f} ({mem['rss_peak_is']})" if at512 else ""])
-    return Section("Image decoding and preprocessing (numpy + Pillow, 1 thread)",
-                   ["input", "step", "median ms", "p95 ms", "CPU median ms", "x decode (CPU)", "peak Python MiB", "peak RSS MiB"], rows,
-                   [f"{repeat} timed calls after {warmup} warm-up calls each; photos: skimage astronaut, coffee (resized).",
-                    "peak Python MiB: tracemalloc peak of one decode + Preprocess(512) call (numpy buffers included); "
-                    "peak RSS: the whole process (interpreter and libraries included) during that call."])
-
-
-def bench_synth(quick: bool = False) -> Section:
-    """Building the embedded default set (one build, timed end to end) and the cost of one label."""
-    import tempfile
-
-    import numpy as np
-    from PIL import Image
-    from skimage import data as skd
-
-    from .data.synth import DISTORTIONS, SynthConfig, measure, synthesize
-
-    cfg = SynthConfig.smoke() if quick else SynthConfig()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        cpu0 = time.process_time()
-        mem = peak_memory(lambda: synthesize(Path(tmp) / "synth", cfg, progress=False, reuse=False), trace_python=False)
-        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        n = sum(1 for _ in (Path(tmp) / "synth" / "images").rglob("*.png"))
-    rows.append(["smoke" if quick else "default", f"{n} images at {cfg.size} px", wall * 1e3, cpu * 1e3, n / wall,
-                 f"{mem['rss_peak_bytes'] / 2**20:.0f}"])
-    ref = np.asarray(Image.fromarray(skd.chelsea()).resize((cfg.size, cfg.size), Image.LANCZOS))
-    jpeg = DISTORTIONS["jpeg"]
-    dist = jpeg.fn(ref, jpeg.params[2], np.random.default_rng(0))
-    t = time_fn(lambda: measure(ref, dist), 1, 3 if quick else 10)
-    rows.append(["one label", f"measure() at {cfg.size} px", t.median_ms, t.cpu_median_ms, 1e3 / t.median_ms, ""])
-    return Section("Synthetic set (synthetic pseudo-MOS labels)", ["build", "what", "wall ms", "CPU ms", "images/s", "peak RSS MiB"],
-                   rows, ["One build, single process; wall time includes PNG writes (atomic, fsynced). "
-                          "CPU ms is this process' CPU time: on a loaded machine wall >> CPU.",
-                          f"one label = 3-scale SSIM + PSNR + CIEDE2000 of a {cfg.size} px image against its reference (median of repeats)."])

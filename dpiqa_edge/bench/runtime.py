@@ -4,11 +4,11 @@
    (decode in a thread pool overlapped with batched inference), at batch 1 and the best of a few batch
    sizes, plus a phone-like row: 1 thread and, for OpenVINO, ``ONEDNN_MAX_CPU_ISA=AVX2`` (no AVX-512 /
    AMX; onnxruntime's own kernels ignore that variable, so its phone-like row is 1 thread only). Each
-   row runs in its own subprocess (``python -m dpiqa_edge.runtime.measure throughput ...``) so the ISA
+   row runs in its own subprocess (``python -m dpiqa_edge.bench.runtime throughput ...``) so the ISA
    cap takes effect before the backend library loads;
 2. the camera gate's memory over a long stream: 10,000 camera-sized frames through
-   ``CameraGate.check_frame`` in one process, resident memory after warm-up vs at the end (issue 9:
-   growth must stay under 50 MB).
+   ``CameraGate.check_frame`` in one process, resident memory after warm-up vs at the end (growth
+   must stay under 50 MB).
 
 Numbers come from the artifacts built here (a Lite0 student at the demo's 224 px with its bundled
 ImageNet weights, exported with dynamic batch); the weights' values do not change speed or memory.
@@ -44,9 +44,9 @@ def folder_throughput(artifact: str | os.PathLike, folder: str | os.PathLike, ba
                       repeat: int = 2) -> list[dict[str, Any]]:
     """Images/s of scoring every image in ``folder`` as ``check`` does, per batch size (best of ``repeat``
     passes after one warm-up pass)."""
-    from .checker import check_sources
-    from .scorer import QualityScorer
-    from .sources import expand_inputs
+    from ..runtime.checker import check_sources
+    from ..runtime.scorer import QualityScorer
+    from ..runtime.sources import expand_inputs
 
     sources = expand_inputs([str(folder)])
     rows = []
@@ -75,8 +75,8 @@ def gate_memory(artifact: str | os.PathLike, frames: int = 10_000, warmup: int =
     from PIL import Image
     from skimage import data
 
-    from .gate import CameraGate
-    from .scorer import QualityScorer
+    from ..runtime.gate import CameraGate
+    from ..runtime.scorer import QualityScorer
 
     h, w = frame_shape
     base = np.asarray(Image.fromarray(data.astronaut()).resize((w, h), Image.BILINEAR))
@@ -162,7 +162,7 @@ def make_video(path: str | os.PathLike, segments: Sequence[tuple[int, float]] = 
 
 def _subprocess(args: list[str], env_extra: dict[str, str] | None = None) -> Any:
     env = {**os.environ, **(env_extra or {})}
-    out = subprocess.run([sys.executable, "-m", "dpiqa_edge.runtime.measure", *args], env=env, check=True,
+    out = subprocess.run([sys.executable, "-m", "dpiqa_edge.bench.runtime", *args], env=env, check=True,
                          capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -171,7 +171,7 @@ def bench_runtime(quick: bool = False):
     """Sections for BENCHMARKS.md: folder throughput per backend and the gate's memory over a long stream."""
     import tempfile
 
-    from ..bench import Section
+    from . import Section
 
     n_images, frames, batches = (32, 2_000, (1, 8)) if quick else (96, 10_000, (1, 4, 8, 16))
     with tempfile.TemporaryDirectory(prefix="dpiqa-bench-runtime-") as tmp:
@@ -206,10 +206,10 @@ def bench_runtime(quick: bool = False):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m dpiqa_edge.runtime.measure throughput|gate-memory ...``: one measurement, JSON on stdout."""
+    """``python -m dpiqa_edge.bench.runtime throughput|gate-memory ...``: one measurement, JSON on stdout."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m dpiqa_edge.runtime.measure")
+    ap = argparse.ArgumentParser(prog="python -m dpiqa_edge.bench.runtime")
     sub = ap.add_subparsers(dest="what", required=True)
     t = sub.add_parser("throughput")
     t.add_argument("--model", required=True)

@@ -1,9 +1,4 @@
-"""Speed and size of the compressed variants, for the bench harness (``dpiqa_edge/bench.py``).
-
-Two benchmarks (register them in ``bench.BENCHMARKS``)::
-
-    "openvino_int8": "dpiqa_edge.quantize.measure:bench_openvino_int8",
-    "prune_int8":    "dpiqa_edge.quantize.measure:bench_prune_int8",
+"""Speed and size of the compressed variants: the ``openvino_int8`` and ``prune_int8`` benchmarks.
 
 Both build what they time from scratch - an EfficientNet-Lite0 student (bundled ImageNet backbone,
 the real recipe's 512 px input and 64x64 map), exported by ``export.export_model`` exactly as users get
@@ -65,7 +60,7 @@ def build_variants(ratios: tuple[float, ...] = (0.3,), calib_n: int = 16, work: 
     from ..export import export_model
     from ..student import StudentConfig, build_student, save_student
     from ..student.widths import record_widths
-    from .prune import model_cost, prune_model
+    from ..quantize.prune import model_cost, prune_model
 
     # 1. Students: Lite0 (real recipe: 512 px, 64x64 map) and magnitude-pruned copies (not fine-tuned).
     root = Path(work or tempfile.mkdtemp(prefix="dpiqa-bench-quant-"))
@@ -102,7 +97,7 @@ def build_variants(ratios: tuple[float, ...] = (0.3,), calib_n: int = 16, work: 
 def interleaved_latency(artifacts: dict[str, tuple[Path, str | None]], threads: int, rounds: int = 10,
                         per_round: int = 3, warmup: int = 3) -> dict:
     """Median/p95/min ms per variant, timed round-robin. ``artifacts``: name -> (export dir, precision hint)."""
-    from ..bench import summarize_times
+    from ..timing import summarize_times
     from ..runtime.backends import load_backend
 
     x = np.random.default_rng(0).random((1, 3, SIZE, SIZE), dtype=np.float32)
@@ -123,7 +118,8 @@ def interleaved_latency(artifacts: dict[str, tuple[Path, str | None]], threads: 
 
 def bench_openvino_int8(quick: bool = False):
     """OpenVINO INT8 vs the default precision (bf16 here) vs the f32 hint; INT8 artifact sizes."""
-    from ..bench import Section, ratio
+    from ..timing import ratio
+    from . import Section
     from ..io import read_json
 
     v = build_variants()
@@ -169,7 +165,8 @@ def bench_openvino_int8(quick: bool = False):
 
 def bench_prune_int8(quick: bool = False):
     """Pruned + INT8 Lite0 vs unpruned INT8 Lite0 (OpenVINO, default precision for float parts)."""
-    from ..bench import Section, ratio
+    from ..timing import ratio
+    from . import Section
 
     ratios = (0.3,) if quick else (0.3, 0.4, 0.5)
     v = build_variants(ratios) if not quick else build_variants()

@@ -19,7 +19,8 @@ import json
 import sys
 from typing import Any
 
-from .bench import Section, ratio, run_worker, time_fn
+from ..timing import ratio, time_fn
+from . import Section, run_worker
 
 FRAMES = ((480, 640), (720, 960))  #: preview sizes (h, w) a phone camera delivers
 
@@ -27,7 +28,7 @@ FRAMES = ((480, 640), (720, 960))  #: preview sizes (h, w) a phone camera delive
 def _latency_worker(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    from .runtime.scorer import QualityScorer
+    from ..runtime.scorer import QualityScorer
 
     scorer = QualityScorer(spec["artifact"], threads=spec["threads"])
     frame = np.random.default_rng(0).integers(0, 256, (*spec["frame"], 3), dtype=np.uint8)
@@ -39,13 +40,13 @@ def _latency_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def latency_section(quick: bool) -> Section:
-    from .models import default_artifact
+    from ..models import default_artifact
 
     art = str(default_artifact())
     rows = []
     for frame in FRAMES[:1] if quick else FRAMES:
         for threads, label in ((2, "2 threads"), (1, "phone-like: 1 thread (ISA not capped: ORT ignores oneDNN's cap)")):
-            r = run_worker("dpiqa_edge.bench_camera", {"artifact": art, "threads": threads, "frame": list(frame),
+            r = run_worker("dpiqa_edge.bench.camera", {"artifact": art, "threads": threads, "frame": list(frame),
                                                       "warmup": 3, "repeat": 10 if quick else 40})
             if "error" in r:
                 rows.append([f"{frame[1]}x{frame[0]}", label, "error", r["error"], "", "", ""])
@@ -63,12 +64,12 @@ def latency_section(quick: bool) -> Section:
 def accuracy_section(quick: bool) -> Section | None:
     import numpy as np
 
-    from .data import photos as pool
-    from .data.camera import LadderSet
-    from .errors import DpiqaError
-    from .models import default_artifact, default_student
-    from .report.camera import camera_row
-    from .runtime.scorer import QualityScorer
+    from ..data import photos as pool
+    from ..data.camera import LadderSet
+    from ..errors import DpiqaError
+    from ..models import default_artifact, default_student
+    from ..report.camera import camera_row
+    from ..runtime.scorer import QualityScorer
 
     try:
         ps, images = pool.load_split("test", progress=False)
@@ -79,8 +80,8 @@ def accuracy_section(quick: bool) -> Section | None:
     ladder = {"refs": lad.refs, "scenes": lad.scenes, "distortions": lad.distortions, "levels": lad.levels}
     scorer = QualityScorer(default_artifact())
     scores = {"shipped INT8 ONNX": (np.array([scorer.score(f) for f in lad.frames]), scorer.gate_threshold)}
-    from .distill.camera import predict_frames
-    from .student import load_student
+    from ..distill.camera import predict_frames
+    from ..student import load_student
 
     model, cfg = load_student(default_student())
     scores["float checkpoint (torch)"] = (predict_frames(model, lad.frames, cfg.preprocessing()), scorer.gate_threshold)
@@ -91,7 +92,7 @@ def accuracy_section(quick: bool) -> Section | None:
 
         from PIL import Image
 
-        from . import peers
+        from .. import peers
 
         with tempfile.TemporaryDirectory() as tmp:
             paths = []
@@ -121,7 +122,7 @@ def accuracy_section(quick: bool) -> Section | None:
 
 
 def bench_camera(quick: bool = False):
-    from .models import has_default
+    from ..models import has_default
 
     if not has_default():
         print("bench camera: no shipped default model in this install; nothing measured", file=sys.stderr)
@@ -131,5 +132,5 @@ def bench_camera(quick: bool = False):
     return ([acc] if acc else []) + sections
 
 
-if __name__ == "__main__":  # a worker: python -m dpiqa_edge.bench_camera '{"artifact": ..., ...}'
+if __name__ == "__main__":  # a worker: python -m dpiqa_edge.bench.camera '{"artifact": ..., ...}'
     print(json.dumps(_latency_worker(json.loads(sys.argv[1]))))

@@ -1,11 +1,11 @@
-"""The teacher at full SD-1.5 size (random weights) for the bench harness: forward time on the CPU
+"""The teacher at full SD-1.5 size (random weights, ``teacher.loading.build_full_teacher``) for the bench harness: forward time on the CPU
 (``bench models``) and, on a CUDA GPU, forward and training-step time and memory (``bench teacher_gpu``).
 
 The full teacher (~1.07B parameters with the VAE, ~4.3 GB fp32) is built on the meta device and then
 materialised with random normal weights: initialisation cost is not what is measured, and the values
 do not change the work a dense forward does (no NaN/denormals: every value is N(0, 0.02)).
 
-``teacher_gpu`` runs each configuration in its own process (``python -m dpiqa_edge.teacher.bench SPEC``):
+``teacher_gpu`` runs each configuration in its own process (``python -m dpiqa_edge.bench.teacher_gpu SPEC``):
 accelerate's state is one per process (fp16 and bf16 training cannot share one), and each process' peak
 GPU memory is then that configuration's alone. On a machine without CUDA it measures nothing and the
 harness keeps the section stored by the last GPU run (with the machine it ran on).
@@ -25,26 +25,6 @@ LABELS = {"forward": "forward (score)", "train": "training step"}
 PRECISION_LABELS = {("forward", "fp32"): "fp32", ("forward", "bf16"): "bf16 autocast",
                     ("forward", "fp16"): "fp16 autocast", ("train", "fp32"): "fp32 (no mixed precision)",
                     ("train", "bf16"): "bf16 mixed", ("train", "fp16"): "fp16 mixed (SPEC)"}
-
-
-def build_full_teacher(device: str = "cpu", configs: dict | None = None, prompt_dim: int = 768, **overrides):
-    """SD-1.5-sized teacher (UNet, VAE, T2I full adapter, 1485 x 768 prompts, QFD 512, map 64), random
-    weights on ``device``. ``configs``/``overrides`` (tiny configs, smaller decoder) serve the CPU test."""
-    import torch
-
-    from .loading import sd15_configs
-    from .model import TeacherConfig, build_teacher
-
-    configs = configs or sd15_configs()
-    with torch.device("meta"):
-        model = build_teacher(TeacherConfig(**configs, prompt_dim=prompt_dim, **overrides),
-                              torch.zeros(1485, prompt_dim))
-    model = model.to_empty(device=device)
-    g = torch.Generator(device=device).manual_seed(0)
-    with torch.no_grad():
-        for t in list(model.parameters()) + list(model.buffers()):
-            t.normal_(0.0, 0.02, generator=g)
-    return model.eval()
 
 
 def _sync(device: str) -> None:
@@ -74,7 +54,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from .loading import count_parameters, tiny_configs
+    from ..teacher.loading import build_full_teacher, count_parameters, tiny_configs
 
     device, batch, size = spec.get("device", "cuda"), int(spec.get("batch", 1)), int(spec.get("size", SIZE))
     precision, repeat, warmup = spec.get("precision", "fp32"), int(spec.get("repeat", 5)), int(spec.get("warmup", 2))
@@ -134,7 +114,7 @@ def gpu_facts() -> dict[str, Any]:
 
     import torch
 
-    from ..bench import library_versions
+    from . import library_versions
 
     p = torch.cuda.get_device_properties(0)
     facts = {"gpu": p.name, "gpu_memory_gib": round(p.total_memory / 2**30, 1), "sm_count": p.multi_processor_count,
@@ -144,9 +124,9 @@ def gpu_facts() -> dict[str, Any]:
 
 
 def _worker(spec: dict[str, Any], timeout: float = 150) -> dict[str, Any]:
-    from ..bench import run_worker
+    from . import run_worker
 
-    return run_worker("dpiqa_edge.teacher.bench", spec, timeout=timeout)
+    return run_worker("dpiqa_edge.bench.teacher_gpu", spec, timeout=timeout)
 
 
 def bench_teacher_gpu(quick: bool = False):
@@ -156,7 +136,7 @@ def bench_teacher_gpu(quick: bool = False):
     import numpy as np
     import torch
 
-    from ..bench import Section
+    from . import Section
 
     if not torch.cuda.is_available():
         print("  teacher_gpu: no CUDA GPU on this machine; the stored section (if any) is kept")

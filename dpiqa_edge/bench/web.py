@@ -1,5 +1,5 @@
 """Per-frame latency of the web page in a browser, beside the Python runtime on the same model
-(registered in ``bench.BENCHMARKS`` as ``web``; ``dpiqa-edge bench --only web``).
+(registered in ``dpiqa_edge.bench.BENCHMARKS`` as ``web``; ``dpiqa-edge bench --only web``).
 
 1. A Lite0 student at the demo's 224 px (bundled ImageNet weights; weight values do not change speed) is
    exported with ``--target web``, fp32 and int8 (calibrated on 8 package photos: ranges only).
@@ -27,7 +27,7 @@ FRAME = (480, 640)  #: the camera frame every row scores (height, width)
 
 
 def _export_pages(work: Path, log) -> dict[str, Path]:
-    from ..bench_models import _calib_folder
+    from .models import _calib_folder
     from ..export import export_model
     from ..student import StudentConfig, build_student, save_student
 
@@ -75,8 +75,9 @@ def bench_web(quick: bool = False, log=None, software_webgpu: bool = False) -> l
     ``software_webgpu``: time WebGPU on a software adapter too (SwiftShader; a check of this code, not a figure)."""
     import statistics
 
-    from ..bench import Section, ratio, summarize_times
-    from . import browser
+    from ..timing import ratio, summarize_times
+    from . import Section
+    from ..web import browser
 
     log = log or (lambda m: print(m, flush=True))
     why = browser.unavailable()
@@ -143,7 +144,7 @@ def bench_web(quick: bool = False, log=None, software_webgpu: bool = False) -> l
 
 def _webgpu_adapter(folder: Path) -> dict[str, Any] | None:
     """The WebGPU adapter Chromium offers a served page (None: none at all)."""
-    from . import browser
+    from ..web import browser
 
     with browser.launch(webgpu=True) as b, browser.serving(folder) as url:
         page = b.new_page()

@@ -20,15 +20,16 @@ def bench_coreml_emulator(quick: bool = False):
     import torch
     from skimage import data as skd
 
-    from ...bench import Section, time_fn
-    from ...export.base import ExportSettings
-    from ...export.coreml import save_mlpackage
-    from ...io import dir_size
-    from ...quantize.coreml_compress import compress_coreml
-    from ...runtime.preprocess import Preprocess
-    from ...student import build_student
-    from ...student.config import StudentConfig
-    from .coreml_mil import EMULATED, MILProgram
+    from ..timing import time_fn
+    from . import Section
+    from ..export.base import ExportSettings
+    from ..export.coreml import save_mlpackage
+    from ..io import dir_size
+    from ..quantize.coreml_compress import compress_coreml
+    from ..runtime.preprocess import Preprocess
+    from ..student import build_student
+    from ..student.config import StudentConfig
+    from ..runtime.backends.coreml_mil import EMULATED, MILProgram
 
     # 1. the student and its torch reference on one package photo
     size = 224

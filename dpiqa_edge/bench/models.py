@@ -12,16 +12,16 @@ What is measured, and how (every number is measured in this run; nothing is copi
    ranges, not for accuracy (accuracy is the report's job).
 2. Each is exported through ``export.export_model`` (dynamic batch) to ONNX and OpenVINO fp32, and
    the Lite0-family models to INT8 (ORT QDQ, NNCF), exactly as a user would.
-3. Every row runs in its own subprocess (``python -m dpiqa_edge.bench_models``), so its peak RSS is
+3. Every row runs in its own subprocess (``python -m dpiqa_edge.bench.models``), so its peak RSS is
    that model's process alone (runtime library included) and the phone-like rows can cap the ISA:
-   batch-1 latency p50/p95 via ``bench.time_fn``, best-batch throughput over a few batch sizes.
+   batch-1 latency p50/p95 via ``timing.time_fn``, best-batch throughput over a few batch sizes.
 4. Backends: torch eager (fp32), onnxruntime (what the graph holds), OpenVINO with f32 pinned,
    OpenVINO at its own default on this CPU (read from the plugin: bf16 on AVX-512 BF16 / AMX CPUs),
    OpenVINO int8.
 5. Phone-like: 1 thread, and for OpenVINO ``ONEDNN_MAX_CPU_ISA=AVX2`` (no AVX-512/AMX, DATA.md's
    proxy); onnxruntime's own kernels do not read that variable, so its phone-like row is 1 thread only.
 6. INT8 vs its own fp32 model, per backend and thread setting, timed round-robin in one process
-   (``bench_int8``), with the kernels ORT's profiler saw in each ONNX INT8 artifact.
+   (``bench.models_int8``), with the kernels ORT's profiler saw in each ONNX INT8 artifact.
 7. The teacher: one forward of the full SD-1.5-size DP-IQA teacher (random init, 512 px) on the CPU
    (no GPU here), few repeats; each student's speed ratio to it.
 """
@@ -125,10 +125,10 @@ def resolve_checkpoint(student: str) -> Path | None:
 def build_students(root: Path, quick: bool, log, models=None) -> dict[str, tuple[Path, int, BenchModel]]:
     """Student checkpoints under ``root`` for every model line: label -> (folder, input size, line).
     A checkpoint line whose folder does not exist is skipped with a printed reason."""
-    from .quantize.prune import prune_model
-    from .runtime.preprocess import Preprocess
-    from .student import StudentConfig, build_student, save_student
-    from .student.widths import record_widths
+    from ..quantize.prune import prune_model
+    from ..runtime.preprocess import Preprocess
+    from ..student import StudentConfig, build_student, save_student
+    from ..student.widths import record_widths
 
     out: dict[str, tuple[Path, int, BenchModel]] = {}
     for m in MODELS if models is None else models:
@@ -139,7 +139,7 @@ def build_students(root: Path, quick: bool, log, models=None) -> dict[str, tuple
             if folder is None:
                 log(f"  skipping {m.label}: no student checkpoint at {m.student} (config.json + model.safetensors) in this install")
                 continue
-            from .io import read_json
+            from ..io import read_json
 
             size = m.size or Preprocess.from_dict(read_json(folder / "config.json").get("preprocessing") or {}).size[0]
             out[m.label] = (folder, int(size), m)
@@ -162,7 +162,7 @@ def export_all(students: dict[str, tuple[Path, int, BenchModel]], root: Path, qu
                log) -> dict[tuple[str, str, str], Path]:
     """(label, target, precision) -> export folder, at each model's input size. INT8 only for the lines
     that ask for it (B7 INT8 would cost minutes of calibration here and is not a deployment candidate)."""
-    from .export import export_model
+    from ..export import export_model
 
     calib = _calib_folder(root, 8)
     jobs = []
@@ -187,33 +187,33 @@ def export_all(students: dict[str, tuple[Path, int, BenchModel]], root: Path, qu
 # ---------------------------------------------------------------------------------------------------
 def _worker(spec: dict[str, Any], env: dict[str, str] | None = None, timeout: float = 900) -> dict[str, Any]:
     """Run :func:`measure` in a fresh interpreter; returns its JSON result (``error`` on failure)."""
-    from .bench import run_worker
+    from . import run_worker
 
     env = dict(env or {})
     if spec.get("threads"):  # BLAS/OpenMP pools sized before any library starts
         env["OMP_NUM_THREADS"] = str(spec["threads"])
-    return run_worker("dpiqa_edge.bench_models", spec, env, timeout)
+    return run_worker("dpiqa_edge.bench.models", spec, env, timeout)
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
     """Inside the worker: load one model, time batch 1 (and larger batches), report peak RSS.
 
     ``spec``: kind (``artifact`` | ``torch`` | ``teacher`` | ``pair``), path, size, threads, precision_hint,
-    repeat, warmup, batches (list; empty = batch 1 only). ``pair``: ``bench_int8.measure_pair``.
+    repeat, warmup, batches (list; empty = batch 1 only). ``pair``: ``models_int8.measure_pair``.
     """
     import numpy as np
 
-    from .bench import time_fn
+    from ..timing import time_fn
 
     if spec["kind"] == "pair":
-        from .bench_int8 import measure_pair
+        from .models_int8 import measure_pair
 
         return measure_pair(spec)
 
     threads, repeat, warmup = spec.get("threads"), int(spec.get("repeat", 10)), int(spec.get("warmup", 2))
     # 1. load
     if spec["kind"] == "artifact":
-        from .runtime.backends import load_backend
+        from ..runtime.backends import load_backend
 
         backend = load_backend(spec["path"], precision_hint=spec.get("precision_hint"), threads=threads)
         run, ran = (lambda x: backend.run(x)), backend.precision
@@ -222,7 +222,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     elif spec["kind"] == "torch":
         import torch
 
-        from .student import load_student
+        from ..student import load_student
 
         if threads:
             torch.set_num_threads(int(threads))
@@ -239,7 +239,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     # 2. batch-1 latency on a real photo
     from skimage import data as skd
 
-    from .runtime.preprocess import Preprocess
+    from ..runtime.preprocess import Preprocess
 
     size = int(spec.get("size") or SIZE)
     x1 = Preprocess(size=(size, size))(skd.astronaut())[None]
@@ -325,9 +325,10 @@ def bench_models(quick: bool = False, log=None) -> list:
     """The registered benchmark: returns the sections of BENCHMARKS.md (see the module doc).
     ``log`` gets one line per step (default: stderr, so stdout stays the harness's)."""
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    from .bench import Section, ratio
-    from .io import read_json
-    from .student import complexity, load_student
+    from ..timing import ratio
+    from . import Section
+    from ..io import read_json
+    from ..student import complexity, load_student
 
     t_start = time.perf_counter()
     threads, why_threads = choose_threads()
@@ -361,7 +362,7 @@ def bench_models(quick: bool = False, log=None) -> list:
                 row.cpu_ms = float("nan") if res.get("cpu_ms") is None else res["cpu_ms"]
             rows.append(row)
         # 6. INT8 vs its fp32 model, round-robin in one process per pair; the kernels ORT ran
-        from .bench_int8 import int8_section, kernel_section, pair_plan
+        from .models_int8 import int8_section, kernel_section, pair_plan
 
         models = {n: {"size": size, "exports": {(t, p): e for (m, t, p), e in exports.items() if m == n}}
                   for n, (_d, size, m) in students.items() if m.int8}
@@ -439,7 +440,7 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
     elif "error" in teacher:
         notes.append(f"Teacher forward FAILED: {teacher['error']}")
     else:
-        table.append([f"teacher (full SD-1.5 size, random init)", SIZE, "torch", f"fp32 -> {teacher.get('ran', 'fp32')}",
+        table.append(["teacher (full SD-1.5 size, random init)", SIZE, "torch", f"fp32 -> {teacher.get('ran', 'fp32')}",
                       teacher.get("threads", ""), (teacher.get("params") or nan) / 1e6, nan, "n/a", teacher["p50"],
                       teacher["p95"], teacher.get("cpu_ms") or nan, "n/a", f"{teacher['rss_bytes'] / 2**20:.0f}", 1.0,
                       f"CPU (no GPU lent to this run); {teacher.get('repeat')} timed calls"])
@@ -499,11 +500,11 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
 def _full_size_teacher(threads: int | None):
     """The DP-IQA teacher at SPEC's size (SD-1.5 UNet + VAE + full T2I adapter, QFD width 512, 64x64
     map, 1,485 prompt tokens, 512 px), random weights, built as the GPU bench builds it
-    (``teacher.bench.build_full_teacher``). Returns (run(x) -> outputs, parameter count)."""
+    (``teacher.loading.build_full_teacher``). Returns (run(x) -> outputs, parameter count)."""
     import torch
 
-    from .teacher.bench import build_full_teacher
-    from .teacher.loading import count_parameters
+    from ..teacher.loading import build_full_teacher
+    from ..teacher.loading import count_parameters
 
     if threads:
         torch.set_num_threads(int(threads))

@@ -1,0 +1,169 @@
+"""The import-layer contract: the package's imports follow the road, checked over the source with ``ast``.
+
+Every module of ``dpiqa_edge`` belongs to one unit (a package or a module) and every unit to one layer.
+A module may import its own unit and any unit of a lower layer; never a unit of a higher layer, and
+never a peer unit of its own layer (peers such as teacher and student stay independent). Imports inside
+functions count exactly like top-level ones: placement is not a licence. The runtime layer may import
+only the foundation and itself, and no training-side library, so it runs with numpy + Pillow + one
+backend. Names with a leading underscore are private to their unit.
+
+Why the runtime sits low: it is the one decoder, the one preprocessing and the one artifact loader
+that every stage shares (training reads images through ``runtime.image``/``runtime.preprocess`` so that
+training and deployment see the same pixels), so it is the first layer above the foundation, not the
+last stage of the road. ``docs/ARCHITECTURE.md`` shows the same table.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = "dpiqa_edge"
+ROOT = Path(__file__).resolve().parents[1] / PACKAGE
+
+#: lowest first; units in one tuple are peers. A unit is a package or module path (longest prefix wins).
+LAYERS: list[tuple[str, ...]] = [
+    ("dpiqa_edge", "dpiqa_edge.errors"),                                # version, score range, error types
+    ("dpiqa_edge.io",),                                                 # atomic writes
+    ("dpiqa_edge.config", "dpiqa_edge.hub", "dpiqa_edge.metrics", "dpiqa_edge.timing", "dpiqa_edge.quiet",
+     "dpiqa_edge.models"),                                              # foundation helpers, shipped-model paths
+    ("dpiqa_edge.runtime",),                                            # decode, preprocess, backends, scorer
+    ("dpiqa_edge.data", "dpiqa_edge.peers"),                            # datasets, synthetic set, classic IQA
+    ("dpiqa_edge.training", "dpiqa_edge.losses"),                       # the shared loop and shared losses
+    ("dpiqa_edge.teacher", "dpiqa_edge.student"),
+    ("dpiqa_edge.distill",),
+    ("dpiqa_edge.quantize",),                                           # pruning + INT8 passes
+    ("dpiqa_edge.web",),                                                # the browser page a web export bundles
+    ("dpiqa_edge.export",),
+    ("dpiqa_edge.report", "dpiqa_edge.authors"),                        # read exports / write checkpoints
+    ("dpiqa_edge.bench",),                                              # every benchmark + the harness
+    ("dpiqa_edge.demo",),
+    ("dpiqa_edge.models.card",),                                        # the shipped model's card
+    ("dpiqa_edge.default_model",),                                      # builds the shipped model from the road
+    ("dpiqa_edge.cli",),
+]
+FOUNDATION = 3  # layers below the runtime
+#: libraries of training and conversion that the on-device runtime must never import
+TRAINING_LIBRARIES = {"torch", "torchvision", "timm", "diffusers", "transformers", "accelerate", "torch_pruning",
+                      "nncf", "safetensors", "tqdm"}
+
+LAYER_OF = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
+
+
+def unit_of(name: str, is_module: bool = False) -> str | None:
+    """The unit a dotted module (or ``module.attribute``) name belongs to; None if no unit claims it. The root
+    claims only itself and its attributes (``dpiqa_edge.__version__``), never a module nobody assigned."""
+    parts = name.split(".")
+    for k in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:k])
+        if prefix in LAYER_OF and (k > 1 or len(parts) == 1 or not (is_module or _is_module(parts[1]))):
+            return prefix
+    return None
+
+
+def _is_module(child: str) -> bool:
+    """Whether ``dpiqa_edge.<child>`` is a module or package (else it is an attribute of the root)."""
+    return (ROOT / f"{child}.py").is_file() or (ROOT / child / "__init__.py").is_file()
+
+
+def imports_of(module: str, source: str, is_package: bool = False) -> list[tuple[int, str]]:
+    """Every import in ``source`` (any depth: inside functions too) as ``(line, absolute dotted name)``;
+    ``from X import a`` yields ``X.a`` so that importing a submodule by name is seen."""
+    pkg = module if is_package else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
+                origin = ".".join(base + ([node.module] if node.module else []))
+            else:
+                origin = node.module or ""
+            found += [(node.lineno, f"{origin}.{a.name}") for a in node.names]
+    return found
+
+
+def violations(module: str, source: str, is_package: bool = False) -> list[str]:
+    """What ``module`` (dotted name) with ``source`` imports against the contract, one line each."""
+    me = unit_of(module, is_module=True)
+    if me is None:
+        return [f"{module}: no layer claims this module; add it to LAYERS in tests/test_layers.py"]
+    mine = LAYER_OF[me]
+    out = []
+    for line, name in imports_of(module, source, is_package):
+        where = f"{module}:{line} imports {name}"
+        top = name.split(".")[0]
+        if top != PACKAGE:
+            if me == "dpiqa_edge.runtime" and top in TRAINING_LIBRARIES:
+                out.append(f"{where}: the runtime never imports training-side libraries")
+            continue
+        other = unit_of(name)
+        if other is None:
+            out.append(f"{where}: no layer claims {name}")
+            continue
+        if other == me:
+            continue
+        theirs = LAYER_OF[other]
+        if me == "dpiqa_edge.runtime" and theirs >= FOUNDATION:
+            out.append(f"{where}: the runtime imports only the foundation ({other} is a later stage)")
+        elif theirs > mine:
+            out.append(f"{where}: {me} (layer {mine}) imports a later stage {other} (layer {theirs})")
+        elif theirs == mine:
+            out.append(f"{where}: {me} and {other} are peers and must not import each other")
+        elif name.rpartition(".")[2].startswith("_") and not name.rpartition(".")[2].startswith("__"):
+            out.append(f"{where}: a private name of {other}; make it public or keep it in its unit")
+    return out
+
+
+def package_modules():
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT.parent).with_suffix("")
+        parts = list(rel.parts)
+        is_package = parts[-1] == "__init__"
+        if is_package:
+            parts = parts[:-1]
+        yield ".".join(parts), path, is_package
+
+
+def test_every_import_follows_the_layer_order():
+    found = []
+    for module, path, is_package in package_modules():
+        found += violations(module, path.read_text(), is_package)
+    assert not found, "imports against the layer order:\n" + "\n".join(found)
+
+
+def test_every_layer_unit_exists():
+    for unit in LAYER_OF:
+        rel = unit.split(".")[1:]
+        path = ROOT.joinpath(*rel) if rel else ROOT
+        assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), f"{unit}: no such module"
+
+
+# --- the checker itself fails on new violations ---------------------------------------------------------
+@pytest.mark.parametrize("module, source, expected", [
+    ("dpiqa_edge.runtime.fake", "def f():\n    from ..export import export_model\n", "later stage"),
+    ("dpiqa_edge.runtime.fake", "def f():\n    import torch\n", "training-side"),
+    ("dpiqa_edge.runtime.backends.fake", "from ...student import load_student\n", "only the foundation"),
+    ("dpiqa_edge.teacher.fake", "from ..distill.losses import rank_loss\n", "later stage"),
+    ("dpiqa_edge.quantize.fake", "import dpiqa_edge.export.parity\n", "later stage"),
+    ("dpiqa_edge.student.fake", "from ..teacher import model\n", "peers"),
+    ("dpiqa_edge.export.fake", "from ..runtime.backends.coreml_mil import _load\n", "private"),
+    ("dpiqa_edge.data.fake", "from .. import bench\n", "later stage"),
+    ("dpiqa_edge.newstage", "import numpy\n", "no layer claims"),
+])
+def test_checker_flags_a_violation(module, source, expected):
+    found = violations(module, source)
+    assert len(found) == 1 and expected in found[0], found
+
+
+@pytest.mark.parametrize("module, source", [
+    ("dpiqa_edge.export.fake", "from ..runtime.artifact import encode_metadata\nfrom .. import __version__\n"),
+    ("dpiqa_edge.runtime.fake", "import numpy\nfrom ..errors import InputError\nfrom .image import decode_image\n"),
+    ("dpiqa_edge.distill.fake", "def f():\n    from ..teacher.targets import Targets\n    import torch\n"),
+    ("dpiqa_edge.bench.fake", "from . import Section\nfrom ..timing import time_fn\nfrom .models import _calib\n"),
+])
+def test_checker_accepts_imports_down_the_road(module, source):
+    assert violations(module, source) == []
