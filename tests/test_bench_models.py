@@ -177,3 +177,15 @@ def test_model_list_is_data_and_a_missing_checkpoint_is_skipped(tmp_path):
     said = []
     out = build_students(tmp_path, True, said.append, models=(BenchModel("shipped", "no/such/checkpoint", None),))
     assert out == {} and "skipping shipped" in said[0] and "no/such/checkpoint" in said[0]
+
+
+def test_the_shipped_default_model_entry_resolves_to_its_checkpoint():
+    # The entry's relative path is looked up inside the installed package: when this fails the benchmark
+    # silently drops the model users actually run (it did once, after the benchmarks moved into bench/).
+    from dpiqa_edge import models
+    from dpiqa_edge.bench.models import MODELS, resolve_checkpoint
+
+    if not models.has_default():
+        pytest.skip("this install ships no default model")
+    entry = next(m for m in MODELS if m.label == "default")
+    assert resolve_checkpoint(entry.student) == models.DEFAULT_DIR / "student"

@@ -118,7 +118,7 @@ def resolve_checkpoint(student: str) -> Path | None:
     """A checkpoint folder named by a :class:`BenchModel` (absolute, or relative to the package), or None."""
     path = Path(student)
     if not path.is_absolute():
-        path = Path(__file__).resolve().parent / path
+        path = Path(__file__).resolve().parents[1] / path  # the dpiqa_edge package folder
     return path if (path / "config.json").is_file() and (path / "model.safetensors").is_file() else None
 
 
