@@ -20,7 +20,7 @@ from typing import Any
 import click
 import numpy as np
 
-from .demo import CONFIG_DIR, Stages
+from .demo import CONFIG_DIR, Stages, describe_export
 
 #: target/precision[/compression] -> export folder name; the first INT8 ONNX one is what ships
 VARIANTS = {"onnx-fp32": ("onnx", "fp32", None), "onnx-int8": ("onnx", "int8", None),
@@ -65,7 +65,7 @@ def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False
     from .report import make_report
 
     console = console or Console()
-    stages = Stages(console)
+    stages = Stages(console, out_dir / "default-model.log")
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     cfg = load_config(CameraConfig, config_file)
@@ -99,7 +99,8 @@ def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False
             kw["accuracy_control"] = False  # plain PTQ, judged by the gate
         try:
             stages.run(f"export {name}", dest / "export.json",
-                       lambda t=target, p=precision, d=dest, k=kw: export_model(student_dir, t, p, out_dir=d, **k))
+                       lambda t=target, p=precision, d=dest, k=kw: export_model(student_dir, t, p, out_dir=d, **k),
+                       describe_export)
             exports[name] = dest
         except DpiqaError as exc:
             console.print(f"[red]rejected {name}: {exc}")

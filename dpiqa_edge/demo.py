@@ -16,6 +16,7 @@ finishes the road and exits 1.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import time
@@ -67,26 +68,75 @@ def load_demo_config(path: Path) -> DemoConfig:
 
 
 class Stages:
-    """Runs named stages in order, timing each and reusing the ones already complete."""
+    """Runs named stages in order, timing each and reusing the ones already complete.
 
-    def __init__(self, console):
+    With ``log_file`` (and without ``--verbose``) a stage prints one line when it ends - its name, its time
+    and what ``describe`` says of its result - while everything the stage itself prints (epoch lines,
+    progress bars, an export's parity lines) is appended to ``log_file``; a spinner shows what is running.
+    Without it, or with ``--verbose``, each stage prints under a rule as it runs."""
+
+    def __init__(self, console, log_file: Path | None = None):
+        from .quiet import is_verbose
+
         self.console = console
         self.times: dict[str, float] = {}
         self.reused: list[str] = []
+        self.log_file = None if is_verbose() else log_file
 
-    def run(self, name: str, done: Path | None, fn: Callable[[], Any]) -> Any:
+    def run(self, name: str, done: Path | None, fn: Callable[[], Any],
+            describe: Callable[[Any], str] | None = None) -> Any:
         if done is not None and done.exists():
-            self.console.print(f"[dim]== {name}: reusing {done}[/dim]")
+            self.console.print(f"[dim]  {name}: reusing {done}[/dim]")
             self.reused.append(name)
             self.times[name] = 0.0
             return None
-        self.console.rule(f"[bold]{name}")
+        if self.log_file is None:
+            self.console.rule(f"[bold]{name}")
         t0 = time.perf_counter()
+        ok = False
         try:
-            return fn()
+            result = self._quietly(name, fn) if self.log_file else fn()
+            ok = True
+            return result
         finally:  # a rejected export's time counts too
             self.times[name] = round(time.perf_counter() - t0, 1)
-            self.console.print(f"== {name}: {self.times[name]:.1f} s")
+            if self.log_file is None:
+                self.console.print(f"== {name}: {self.times[name]:.1f} s")
+            else:
+                what = ""
+                if ok and describe is not None:
+                    with contextlib.suppress(Exception):  # a summary line never fails a finished stage
+                        what = describe(result)
+                mark = "[green]ok[/green]" if ok else "[red]failed[/red]"
+                self.console.print(f"{mark} {name:<34s}{self.times[name]:6.1f} s  {what}".rstrip(), soft_wrap=True)
+
+    def _quietly(self, name: str, fn: Callable[[], Any]) -> Any:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.console.status(f"{name} ..."), open(self.log_file, "a", encoding="utf-8") as log:
+            log.write(f"\n== {name} ({time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+            log.flush()
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                return fn()
+
+
+def _describe_json(path: Path, fmt: Callable[[dict], str]) -> str:
+    from .io import read_json
+
+    return fmt(read_json(path))
+
+
+def describe_export(dest: Path) -> str:
+    """One line for an export stage: size, parity verdict, and the accuracy gate's drop when lossy."""
+    from .io import read_json
+
+    rec = read_json(Path(dest) / "export.json")
+    line = f"{rec['size_bytes'] / 1e6:.1f} MB"
+    gate = rec.get("accuracy_gate")
+    if gate:  # lossy: parity differences are measured, the SRCC gate decides
+        return line + f", SRCC drop {gate['drop']:+.3f} (max {gate['max_drop']})"
+    passed = (rec.get("parity") or {}).get("passed")
+    line += {True: ", parity ok", None: ", parity measured", False: ", parity FAILED"}[passed]
+    return line
 
 
 def run_demo(out_dir: Path, cfg: DemoConfig, *, smoke: bool = False, console=None) -> dict[str, Any]:
@@ -105,7 +155,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig, *, smoke: bool = False, console=Non
     from .teacher.train import TeacherRunConfig, train_teacher
 
     console = console or Console()
-    stages = Stages(console)
+    stages = Stages(console, out_dir / "demo.log")
     out_dir.mkdir(parents=True, exist_ok=True)
     data_dir, teacher_dir, targets_dir = out_dir / "data", out_dir / "teacher", out_dir / "targets"
     students = out_dir / "students"
@@ -129,12 +179,17 @@ def run_demo(out_dir: Path, cfg: DemoConfig, *, smoke: bool = False, console=Non
     #    the pseudo-MOS alone: this random-init teacher's maps hurt it; configs/distill-demo.toml says why).
     distill_cfg = from_dict(DistillConfig, dict(cfg.distill), where="demo.distill")
     stages.run("distill lite0", float_dir / "model.safetensors",
-               lambda: distill(manifest, float_dir, distill_cfg, targets_dir=targets_dir))
+               lambda: distill(manifest, float_dir, distill_cfg, targets_dir=targets_dir),
+               lambda _: _describe_json(float_dir / "distill.json",
+                                        lambda d: f"pseudo-MOS SRCC val {d['best_val']:.3f}, test {d['test']['srcc']:.3f}"))
 
     # 4. Structured pruning + recovery fine-tune.
     stages.run("prune", pruned_dir / "prune.json",  # written last: model.safetensors exists mid-run
                lambda: prune_student(float_dir, manifest=manifest, targets_dir=targets_dir, out_dir=pruned_dir,
-                                     **cfg.prune))
+                                     **cfg.prune),
+               lambda _: _describe_json(pruned_dir / "prune.json",
+                                        lambda d: f"{d['params_ratio']:.0%} of the parameters, "
+                                                  f"pseudo-MOS SRCC test {d['after']['srcc']['test']['srcc']:.3f}"))
 
     # 5. Export every student to every target, float and compressed; each export verifies itself.
     ex = dict(cfg.export)
@@ -157,7 +212,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig, *, smoke: bool = False, console=Non
                                     calib=manifest if precision == "int8" else None, parity_data=manifest, **opts)
 
             try:
-                stages.run(f"export {name}", dest / "export.json", one)
+                stages.run(f"export {name}", dest / "export.json", one, describe_export)
                 variants.append(dest)
             except DpiqaError as exc:  # a failed gate or parity: record, go on, exit 1 at the end
                 console.print(f"[red]rejected {name}: {exc}")
@@ -194,6 +249,10 @@ CHECK_PHOTOS = ("coffee", "rocket")
 CHECK_FAILURES = (("gaussian_blur", 4), ("sensor_noise", 4), ("underexposure", 4), ("jpeg", 4))
 
 
+SHORT = {"gaussian_blur": "blur", "sensor_noise": "noise", "underexposure": "dark", "jpeg": "JPEG",
+         "motion_blur": "motion", "overexposure": "bright", "low_contrast": "contrast"}
+
+
 def check_default_model(out_dir: Path) -> dict[str, Any] | None:
     """``dpiqa-edge check`` with no --model (the shipped camera-check model) on two held-out package photos
     at preview size and their level-4 blur, noise, dark and JPEG versions; None when this install has no
@@ -224,13 +283,10 @@ def check_default_model(out_dir: Path) -> dict[str, Any] | None:
 def print_summary(summary: dict[str, Any], console) -> None:
     from rich.table import Table
 
-    t = Table(title="dpiqa-edge demo: stage times (this machine)", show_lines=False)
-    t.add_column("stage")
-    t.add_column("seconds", justify="right")
-    for name, sec in summary["stage_seconds"].items():
-        t.add_row(name, "reused" if name in summary["reused"] else f"{sec:.1f}")
-    t.add_row("[bold]total", f"[bold]{summary['total_seconds']:.1f}")
-    console.print(t)
+    reused = len(summary["reused"])
+    console.print(f"road: {summary['total_seconds']:.0f} s on this machine"
+                  + (f" ({reused} finished stages reused)" if reused else "")
+                  + f"; per-stage times in {Path(summary['out_dir']) / 'demo.json'}")
     _print_report_table(summary, console)
     console.print(f"data (manifest):  {summary['manifest']}")
     console.print(f"teacher:          {summary['teacher']}")
@@ -240,17 +296,28 @@ def print_summary(summary: dict[str, Any], console) -> None:
     for r in summary["rejected"]:
         console.print(f"[red]rejected:         {r['variant']}: {r['reason']}")
     console.print(f"report:           {summary['report']}")
+    if (Path(summary["out_dir"]) / "demo.log").exists():
+        console.print(f"stage logs:       {Path(summary['out_dir']) / 'demo.log'} (libraries': */third-party.log)")
     console.print("All accuracy figures are against synthetic pseudo-MOS (FR-metric labels), not human opinion.")
     dc = summary.get("default_check")
     if dc is None:
         console.print("shipped default model: not in this install (dpiqa-edge default-model --install builds it)")
         return
-    t = Table(title=f"`dpiqa-edge check` with no --model: {dc['model']}, threshold {dc['threshold']:.1f}\n"
-                    "(held-out package photos at preview size; level-4 failures)")
-    for col in ("image", "score", "verdict"):
-        t.add_column(col, justify="right" if col == "score" else "left")
+    # one row per photo, one column per version: score and verdict
+    photos: dict[str, dict[str, str]] = {}
     for name, score, verdict in dc["rows"]:
-        t.add_row(name, "-" if score is None else f"{score:.1f}", verdict)
+        photo, _, version = name.partition("-")
+        kind, _, level = version.partition("-")
+        cell = "-" if score is None else f"{score:.1f} {verdict}"
+        photos.setdefault(photo, {})[f"{SHORT.get(kind, kind)} L{level}" if level else kind] = cell
+    columns = list(dict.fromkeys(k for row in photos.values() for k in row))
+    t = Table(title=f"`dpiqa-edge check` with no --model: {dc['model']}, threshold {dc['threshold']:.1f} "
+                    "(held-out package photos at preview size)")
+    t.add_column("photo")
+    for col in columns:
+        t.add_column(col, justify="right")
+    for photo, row in photos.items():
+        t.add_row(photo, *(row.get(c, "") for c in columns))
     console.print(t)
 
 
