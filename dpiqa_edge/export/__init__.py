@@ -134,7 +134,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
         settings.extra["int8"].setdefault("val", val)
 
     # 4. The metadata every copy carries.
-    meta = card.build_metadata(student=student, target=spec.runs_as or target, precision=precision, preprocessing=pre.to_dict(),
+    meta = card.build_metadata(student=student, target=spec.format.name, precision=precision, preprocessing=pre.to_dict(),
                                raw_input=raw_input, gate=threshold["threshold"],
                                source_sha256=source_sha256,
                                dynamic_batch=dynamic_batch and "dynamic_batch" in spec.options, image_input=image_input,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ExportError
+from ..runtime.formats import FORMATS
 from .base import ExportSettings
 
 #: oldest targets that support ML programs
@@ -88,7 +89,7 @@ def set_metadata(ml, metadata: dict[str, str]) -> None:
 def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str, str], calib=None,
             val=None) -> tuple[Path, dict[str, Any]]:
     """Write ``dest_dir/model.mlpackage`` at ``settings.precision``; return (path, info)."""
-    dest = Path(dest_dir) / "model.mlpackage"
+    dest = Path(dest_dir) / FORMATS["coreml"].artifact
     info: dict[str, Any] = {
         "converter": "coremltools.convert (traced TorchScript) -> mlprogram",
         "minimum_deployment_target": settings.min_deployment_target,

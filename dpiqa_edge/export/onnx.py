@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExportError
+from ..runtime.formats import FORMATS
 from .base import ExportSettings
 
 
@@ -91,7 +92,7 @@ def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str,
     """Write ``dest_dir/model.onnx`` at ``settings.precision``; return (path, info for export.json)."""
     import onnx
 
-    dest = Path(dest_dir) / "model.onnx"
+    dest = Path(dest_dir) / FORMATS["onnx"].artifact
     info: dict[str, Any] = {"exporter": "torch.onnx.export (TorchScript, dynamo=False)", "opset": settings.opset}
     if settings.precision == "fp32":
         export_onnx_fp32(model, settings, dest, metadata)
