@@ -134,3 +134,10 @@ def _restamp(path: Path, metadata: dict[str, str]) -> None:
 
         shutil.rmtree(path)
         out.replace(path)
+
+
+def check_source(model, model_dir: Path) -> None:
+    """CoreML converts from torch weights: an ONNX-only import (the authors' graph) cannot be converted."""
+    if getattr(model, "onnx_only", False):
+        raise ConfigError(f"{model_dir}: --target coreml converts from torch weights, and this import is the authors' "
+                          f"ONNX graph only ({model.reason}); use --target onnx or openvino")

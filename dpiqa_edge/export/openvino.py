@@ -76,3 +76,10 @@ def _restamp(xml: Path, metadata: dict[str, str]) -> None:
         del ov_model
         tmp_xml.with_suffix(".bin").replace(xml.with_suffix(".bin"))
         tmp_xml.replace(xml)
+
+
+def prepare_int8(int8_options: dict[str, Any], val, accuracy_control: bool, max_srcc_drop: float | None) -> None:
+    """With accuracy control and labelled val images, NNCF's accuracy-controlled quantization gets the
+    SRCC budget as its maximum drop (``quantize.openvino_int8``)."""
+    if accuracy_control and val is not None:
+        int8_options.setdefault("max_srcc_drop", max_srcc_drop)
