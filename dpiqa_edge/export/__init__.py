@@ -1,16 +1,26 @@
 """Export a student to ONNX, OpenVINO or CoreML, verified against its torch source.
 
-``export_model(model_dir, target, precision)`` is the straight line: load -> convert -> load the
-artifact with the runtime's own loader -> parity on real images (fails the export out of tolerance)
--> accuracy gate (int8) -> export.json + MODEL_CARD.md -> rename into place. The folder is built under
+``export_model(model_dir, target, precision)`` is a straight sequence of named steps:
+
+1. ``_prepare``: the request checked against the targets table; the student loaded; its settings.
+2. ``_reference``: real images, the torch outputs on them, the gate threshold, int8 calibration and
+   held-out sets, and the metadata every copy of the artifact carries.
+3. ``_convert``: the target module's ``convert`` writes the artifact.
+4. ``_verify``: the artifact through the runtime's own loader: parity (fails the export out of
+   tolerance) and, for lossy variants, the accuracy gate. For int8, 3-4 repeat per rung of the target's
+   ``int8_rungs`` (fastest first) until the gate passes.
+5. ``_describe``: export.json + MODEL_CARD.md; then the folder is renamed into place.
+
+What differs per target lives in the target module as optional hooks beside ``convert``:
+``check_source`` (coreml), ``prepare_int8`` (openvino), ``int8_rungs`` (onnx). The folder is built under
 a temporary name (``io.atomic_path``): a failed export leaves nothing that looks like a good one.
 ``TARGETS`` is the table of targets and the options each allows (``export/base.py``).
 """
-
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -61,117 +71,27 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
         int8_options: extra keywords for the quantizer (e.g. ``{"method": "entropy"}``).
         log: one line per step (None = silent).
     """
-    from ..errors import ConfigError
-    from ..io import atomic_path, read_json, sha256_file, write_json, write_text
-    from ..runtime.artifact import encode_metadata
-    from ..runtime.preprocess import Preprocess
-    from . import card, parity
-
     say = log or (lambda _m: None)
     t0 = time.perf_counter()
-    # 1. Validate the request against the targets table; find the model.
     given = {k: v for k, v in dict(calib=calib, input_size=input_size, raw_input=raw_input, dynamic_batch=dynamic_batch,
                                    image_input=image_input, min_deployment_target=min_deployment_target, opset=opset,
                                    max_srcc_drop=max_srcc_drop, compression=compression).items() if v != _DEFAULTS[k]}
-    spec = check_options(target, precision, given)
-    model_dir, name = _find_model(model_dir, say)
-    out = (Path(out_dir) if out_dir is not None
-           else default_out_dir(model_dir, target, precision, compression=compression, name=name))
+    job = _prepare(model_dir, target, precision, out_dir, given, say, int8_options)
+    _reference(job, parity_data, parity_images, gate_images, calib, calib_images, max_srcc_drop, accuracy_control)
 
-    # 2. Load the student and the settings it exports with.
-    from ..student import load_student
-    from ..student.checkpoint import weights_file
+    from ..io import atomic_path
+    from ..quiet import LOG_NAME
 
-    model, _cfg = load_student(model_dir, allow_onnx=True)
-    model.eval()
-    if getattr(model, "onnx_only", False) and target == "coreml":
-        raise ConfigError(f"{model_dir}: --target coreml converts from torch weights, and this import is the authors' "
-                          f"ONNX graph only ({model.reason}); use --target onnx or openvino")
-    config = read_json(model_dir / "config.json")
-    prov = _provenance(config)
-    base_pre = Preprocess.from_dict(config.get("preprocessing") or {})
-    size = int(input_size or base_pre.size[0])
-    if base_pre.size[0] != base_pre.size[1] and input_size is None:
-        raise ConfigError(f"{model_dir}: non-square input {base_pre.size}; give --input-size")
-    pre = Preprocess.from_dict({**base_pre.to_dict(), "size": [size, size]})
-    settings = ExportSettings(target=target, precision=precision, input_size=size, raw_input=raw_input,
-                              dynamic_batch=dynamic_batch, image_input=image_input,
-                              min_deployment_target=min_deployment_target or "iOS16", opset=opset or 17,
-                              compression=compression,
-                              extra={"int8": dict(int8_options or {})})
-    student = _student_name(config, model_dir)
-    deploy, fused = _deploy_form(model)
-
-    # 3. Real images: parity, the gate threshold (val) and, for int8, calibration and the gate (test).
-    manifest = parity_data or prov.get("manifest")
-    if manifest is not None and not Path(manifest).is_file():
-        if parity_data is not None:
-            raise ConfigError(f"{manifest}: --parity-data manifest not found")
-        manifest = None
-    names, x = parity.parity_images(pre, manifest, parity_images)
-    from .graph import torch_outputs
-
-    ref = torch_outputs(model, x, batch=1)  # batch 1, as the artifact runs: torch's own kernels vary with N
-    source_sha256 = sha256_file(weights_file(model_dir))
-    threshold = card.calibrate_threshold(model, pre, manifest, x, source_sha256,
-                                         recorded=(config.get("provenance") or {}).get("gate"))
-    calib_arrays, val = None, None
-    lossy = precision == "int8" or compression is not None  # judged by the SRCC gate, not a tolerance
-    test = None
-    if lossy:
-        test = _labelled(manifest, pre, "test", gate_images)
-    if precision == "int8":
-        from ..quantize.calib import load_calibration
-
-        calib_arrays = load_calibration(calib, pre, n=calib_images)
-        val = _labelled(manifest, pre, "val")
-        if accuracy_control is None:
-            accuracy_control = max_srcc_drop is not None
-        if target == "openvino" and accuracy_control and val is not None:
-            settings.extra["int8"].setdefault("max_srcc_drop", max_srcc_drop)
-        # held-out val images (never test): NNCF's accuracy control, and OpenVINO's choice of precision
-        # for the ops it leaves float (rank agreement with the float parent on them)
-        settings.extra["int8"].setdefault("val", val)
-
-    # 4. The metadata every copy carries.
-    meta = card.build_metadata(student=student, target=spec.runs_as or target, precision=precision, preprocessing=pre.to_dict(),
-                               raw_input=raw_input, gate=threshold["threshold"],
-                               source_sha256=source_sha256,
-                               dynamic_batch=dynamic_batch and "dynamic_batch" in spec.options, image_input=image_input,
-                               compression=compression)
-
-    # 5. Build the folder under a temporary name: convert, verify, describe; rename only when all passed.
-    from importlib import import_module
-
-    from ..quiet import LOG_NAME, third_party_output
-    from ..runtime.backends import load_backend
-
-    module = import_module(f".{target}", __name__)
-    rungs = _int8_rungs(target, precision, settings.extra["int8"])
-    val_images = settings.extra["int8"].pop("val", None)
-    with atomic_path(out) as tmp:
+    with atomic_path(job.out) as tmp:  # built under a temporary name; renamed only when every step passed
         tmp.mkdir(parents=True)
         attempts = []
-        for k, rung in enumerate(rungs):  # fastest first; a gate that fails moves to the next, safer rung
-            settings.extra["int8"].update(rung)
-            say(f"export: converting {model_dir} -> {target} {precision} ({size}x{size})" + (f" {rung}" if rung else ""))
-            t1 = time.perf_counter()
-            with third_party_output(tmp / LOG_NAME):  # converters' logs and progress bars, unless --verbose
-                artifact, info = module.convert(deploy, settings, tmp, encode_metadata(meta), calib=calib_arrays, val=val_images)
-            if "runtime_options" in info:  # options the target wrote into the artifact for the loader to apply
-                meta["runtime_options"] = info["runtime_options"]
-            t_convert = time.perf_counter() - t1
-            t1 = time.perf_counter()
-            with third_party_output(tmp / LOG_NAME):
-                backend = load_backend(artifact)
-            source = str(manifest) if manifest is not None else "package photos (scikit-image, scikit-learn)"
-            par = parity.check_parity(backend, ref, x, names=names, source=source, log=say)
-            gate = _int8_gate(model, backend, test, max_srcc_drop, out) if lossy else None
-            t_parity = time.perf_counter() - t1
-            if gate is None or gate.get("passed") is not False or k == len(rungs) - 1:
+        for k, rung in enumerate(job.rungs):  # fastest first; a gate that fails moves to the next, safer rung
+            artifact, info, t_convert = _convert(job, tmp, rung)
+            backend, par, gate, t_parity = _verify(job, tmp, artifact, max_srcc_drop)
+            if gate is None or gate.get("passed") is not False or k == len(job.rungs) - 1:
                 break
             attempts.append({"options": rung, "accuracy_gate": gate})
-            say(f"export: {rung} failed the accuracy gate ({gate['reason']}); trying {rungs[k + 1]}")
+            say(f"export: {rung} failed the accuracy gate ({gate['reason']}); trying {job.rungs[k + 1]}")
             backend = None  # release the failed rung's session before converting the next
         if gate is not None:
             from ..quantize.gate import enforce_gate
@@ -179,25 +99,186 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
             enforce_gate(gate)
         if attempts:
             info["int8_attempts"] = attempts
-        record = {
-            "artifact": artifact.name, "target": target, "precision": precision, "label": backend.label,
-            "metadata": meta, "settings": {k: v for k, v in settings.to_dict().items() if k != "extra"},
-            "target_note": spec.note, "conversion": {**info, "reparameterized": fused},
-            "source": {"model_dir": str(model_dir), "sha256": meta["source_sha256"], "student": student,
-                       "training_data": prov.get("manifest"), "synthetic": prov.get("synthetic")},
-            "parity": par, "accuracy_gate": gate, "gate_threshold": threshold,
-            "timings_s": {"convert": round(t_convert, 2), "verify": round(t_parity, 2),
-                          "total": round(time.perf_counter() - t0, 2)},
-        }
+        label = backend.label
         del backend
-        write_text(tmp / "MODEL_CARD.md", card.model_card(record, config))
-        files = {k: v for k, v in card.file_sizes(tmp).items() if k != LOG_NAME}  # a log is not the artifact
-        record["files"] = files
-        record["size_bytes"] = sum(v for k, v in files.items() if k.startswith(artifact.name.split(".")[0]))
-        write_json(tmp / "export.json", record)
+        record = _describe(job, tmp, artifact, info, label, par, gate,
+                           {"convert": round(t_convert, 2), "verify": round(t_parity, 2),
+                            "total": round(time.perf_counter() - t0, 2)}, LOG_NAME)
     verdict = "passed" if par["passed"] else "measured; " + str((gate or {}).get("reason") or "no gate data")
-    say(f"export: wrote {out} ({record['size_bytes'] / 1e6:.1f} MB, parity {par['label']} {verdict})")
-    return out
+    say(f"export: wrote {job.out} ({record['size_bytes'] / 1e6:.1f} MB, parity {par['label']} {verdict})")
+    return job.out
+
+
+@dataclass
+class _Job:
+    """What the steps hand on: the request and model (prepare), then images and references (reference)."""
+
+    target: str
+    precision: str
+    spec: Any
+    module: Any
+    model_dir: Path
+    out: Path
+    model: Any
+    deploy: Any
+    fused: bool
+    config: dict[str, Any]
+    prov: dict[str, Any]
+    pre: Any
+    size: int
+    settings: ExportSettings
+    student: str
+    say: Callable[[str], None]
+    rungs: list[dict[str, Any]] = field(default_factory=lambda: [{}])
+    meta: dict[str, Any] = field(default_factory=dict)
+    manifest: Any = None
+    names: list[str] = field(default_factory=list)
+    x: Any = None
+    ref: Any = None
+    threshold: dict[str, Any] = field(default_factory=dict)
+    calib_arrays: Any = None
+    val_images: Any = None
+    test: Any = None
+    lossy: bool = False
+
+
+def _prepare(model_dir, target, precision, out_dir, given, say, int8_options) -> _Job:
+    """Step 1: validate the request against the targets table, find and load the student, and fix the
+    settings it exports with."""
+    from importlib import import_module
+
+    from ..errors import ConfigError
+    from ..io import read_json
+    from ..runtime.preprocess import Preprocess
+    from ..student import load_student
+
+    spec = check_options(target, precision, given)
+    model_dir, name = _find_model(model_dir, say)
+    out = (Path(out_dir) if out_dir is not None
+           else default_out_dir(model_dir, target, precision, compression=given.get("compression"), name=name))
+    model, _cfg = load_student(model_dir, allow_onnx=True)
+    model.eval()
+    module = import_module(f".{target}", __name__)
+    if hasattr(module, "check_source"):  # a target that cannot convert from every kind of checkpoint
+        module.check_source(model, model_dir)
+    config = read_json(model_dir / "config.json")
+    base_pre = Preprocess.from_dict(config.get("preprocessing") or {})
+    input_size = given.get("input_size")
+    size = int(input_size or base_pre.size[0])
+    if base_pre.size[0] != base_pre.size[1] and input_size is None:
+        raise ConfigError(f"{model_dir}: non-square input {base_pre.size}; give --input-size")
+    pre = Preprocess.from_dict({**base_pre.to_dict(), "size": [size, size]})
+    settings = ExportSettings(target=target, precision=precision, input_size=size,
+                              raw_input=given.get("raw_input", False), dynamic_batch=given.get("dynamic_batch", False),
+                              image_input=given.get("image_input", False),
+                              min_deployment_target=given.get("min_deployment_target") or "iOS16",
+                              opset=given.get("opset") or 17, compression=given.get("compression"),
+                              extra={"int8": dict(int8_options or {})})
+    deploy, fused = _deploy_form(model)
+    rungs = module.int8_rungs(settings.extra["int8"]) if precision == "int8" and hasattr(module, "int8_rungs") else [{}]
+    return _Job(target, precision, spec, module, model_dir, out, model, deploy, fused, config, _provenance(config),
+                pre, size, settings, _student_name(config, model_dir), say, rungs)
+
+
+def _reference(job: _Job, parity_data, parity_images, gate_images, calib, calib_images, max_srcc_drop,
+               accuracy_control) -> None:
+    """Step 2: real images and what the torch model says on them: parity images and outputs, the gate
+    threshold (val), int8 calibration and held-out sets, and the metadata every copy carries."""
+    from ..errors import ConfigError
+    from ..io import sha256_file
+    from ..student.checkpoint import weights_file
+    from . import card, parity
+    from .graph import torch_outputs
+
+    manifest = parity_data or job.prov.get("manifest")
+    if manifest is not None and not Path(manifest).is_file():
+        if parity_data is not None:
+            raise ConfigError(f"{manifest}: --parity-data manifest not found")
+        manifest = None
+    job.manifest = manifest
+    job.names, job.x = parity.parity_images(job.pre, manifest, parity_images)
+    job.ref = torch_outputs(job.model, job.x, batch=1)  # batch 1, as the artifact runs: torch's kernels vary with N
+    source_sha256 = sha256_file(weights_file(job.model_dir))
+    job.threshold = card.calibrate_threshold(job.model, job.pre, manifest, job.x, source_sha256,
+                                             recorded=(job.config.get("provenance") or {}).get("gate"))
+    settings = job.settings
+    job.lossy = job.precision == "int8" or settings.compression is not None  # judged by the SRCC gate
+    if job.lossy:
+        job.test = _labelled(manifest, job.pre, "test", gate_images)
+    if job.precision == "int8":
+        from ..quantize.calib import load_calibration
+
+        job.calib_arrays = load_calibration(calib, job.pre, n=calib_images)
+        val = _labelled(manifest, job.pre, "val")
+        if accuracy_control is None:
+            accuracy_control = max_srcc_drop is not None
+        if hasattr(job.module, "prepare_int8"):  # target-specific use of the held-out val images
+            job.module.prepare_int8(settings.extra["int8"], val, accuracy_control, max_srcc_drop)
+        # held-out val images (never test): NNCF's accuracy control, and OpenVINO's choice of precision
+        # for the ops it leaves float (rank agreement with the float parent on them)
+        settings.extra["int8"].setdefault("val", val)
+    job.val_images = settings.extra["int8"].pop("val", None)
+    job.meta = card.build_metadata(student=job.student, target=job.spec.format.name, precision=job.precision,
+                                   preprocessing=job.pre.to_dict(), raw_input=settings.raw_input,
+                                   gate=job.threshold["threshold"], source_sha256=source_sha256,
+                                   dynamic_batch=settings.dynamic_batch and "dynamic_batch" in job.spec.options,
+                                   image_input=settings.image_input, compression=settings.compression)
+
+
+def _convert(job: _Job, tmp: Path, rung: dict[str, Any]) -> tuple[Path, dict[str, Any], float]:
+    """Step 3: the target module writes its artifact (metadata embedded) into ``tmp``."""
+    from ..quiet import LOG_NAME, third_party_output
+    from ..runtime.artifact import encode_metadata
+
+    job.settings.extra["int8"].update(rung)
+    job.say(f"export: converting {job.model_dir} -> {job.target} {job.precision} ({job.size}x{job.size})"
+            + (f" {rung}" if rung else ""))
+    t1 = time.perf_counter()
+    with third_party_output(tmp / LOG_NAME):  # converters' logs and progress bars, unless --verbose
+        artifact, info = job.module.convert(job.deploy, job.settings, tmp, encode_metadata(job.meta),
+                                            calib=job.calib_arrays, val=job.val_images)
+    if "runtime_options" in info:  # options the target wrote into the artifact for the loader to apply
+        job.meta["runtime_options"] = info["runtime_options"]
+    return artifact, info, time.perf_counter() - t1
+
+
+def _verify(job: _Job, tmp: Path, artifact: Path, max_srcc_drop):
+    """Step 4: the artifact through the runtime's own loader: parity with torch, and the accuracy gate
+    for lossy variants (measured here, enforced by the caller after its safer rungs)."""
+    from ..quiet import LOG_NAME, third_party_output
+    from ..runtime.backends import load_backend
+    from . import parity
+
+    t1 = time.perf_counter()
+    with third_party_output(tmp / LOG_NAME):
+        backend = load_backend(artifact)
+    source = str(job.manifest) if job.manifest is not None else "package photos (scikit-image, scikit-learn)"
+    par = parity.check_parity(backend, job.ref, job.x, names=job.names, source=source, log=job.say)
+    gate = _int8_gate(job.model, backend, job.test, max_srcc_drop, job.out) if job.lossy else None
+    return backend, par, gate, time.perf_counter() - t1
+
+
+def _describe(job: _Job, tmp: Path, artifact: Path, info, label: str, par, gate, timings, log_name: str):
+    """Step 5: export.json and MODEL_CARD.md beside the artifact."""
+    from ..io import write_json, write_text
+    from . import card
+
+    meta = job.meta
+    record = {
+        "artifact": artifact.name, "target": job.target, "precision": job.precision, "label": label,
+        "metadata": meta, "settings": {k: v for k, v in job.settings.to_dict().items() if k != "extra"},
+        "target_note": job.spec.note, "conversion": {**info, "reparameterized": job.fused},
+        "source": {"model_dir": str(job.model_dir), "sha256": meta["source_sha256"], "student": job.student,
+                   "training_data": job.prov.get("manifest"), "synthetic": job.prov.get("synthetic")},
+        "parity": par, "accuracy_gate": gate, "gate_threshold": job.threshold,
+        "timings_s": timings,
+    }
+    write_text(tmp / "MODEL_CARD.md", card.model_card(record, job.config))
+    files = {k: v for k, v in card.file_sizes(tmp).items() if k != log_name}  # a log is not the artifact
+    record["files"] = files
+    record["size_bytes"] = sum(v for k, v in files.items() if k.startswith(artifact.name.split(".")[0]))
+    write_json(tmp / "export.json", record)
+    return record
 
 
 def _find_model(model_dir, say) -> tuple[Path, str | None]:
@@ -261,22 +342,6 @@ def _labelled(manifest, pre, split: str, cap: int = 128):
     if len(rows) < 3:
         return None
     return pre.batch([r.abspath for r in rows]), [r.mos for r in rows]
-
-
-def _int8_rungs(target: str, precision: str, int8_options: dict[str, Any]) -> list[dict[str, Any]]:
-    """INT8 settings to try in order, fastest first (one empty rung when there is no choice to make).
-
-    ONNX: ``float_first_convs`` 3, then 6 (``quantize.onnx_int8.FLOAT_FIRST_CONVS_LADDER``): the first
-    convolutions, at full resolution, are where quality models read fine texture; kept float on x86 they
-    are also faster than ORT's int8 kernels there, and a pruned Lite0 ran 1.6-1.8x its fp32 speed with
-    3 kept float against 1.4-1.6x with 6. The export keeps the first rung whose accuracy gate passes (or
-    the first when no labelled held-out images judge it); an explicit ``float_first_convs`` is used as is.
-    """
-    if precision != "int8" or target != "onnx" or "float_first_convs" in int8_options:
-        return [{}]
-    from ..quantize.onnx_int8 import FLOAT_FIRST_CONVS_LADDER
-
-    return [{"float_first_convs": n} for n in FLOAT_FIRST_CONVS_LADDER]
 
 
 def _int8_gate(model, backend, test, max_srcc_drop, out) -> dict[str, Any]:

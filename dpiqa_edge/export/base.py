@@ -1,5 +1,6 @@
-"""The small interface every target shares: the table of targets and the options each allows, the
-settings one export runs with, and where models come from and go to by default. No torch here.
+"""The small interface every target shares: the table of targets (the format table's rows plus ``web``)
+and the options each allows, the settings one export runs with, and where models come from and go to
+by default. No torch here.
 
 Each target module (``export/onnx.py``, ``openvino.py``, ``coreml.py``) provides one function::
 
@@ -19,18 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ModelLoadError
+from ..runtime.formats import FORMATS, PRECISIONS, Format
 
-PRECISIONS = ("fp32", "fp16", "int8")
+__all__ = ["COMPRESSIONS", "PRECISIONS", "TARGETS", "ExportSettings", "Target", "check_options", "default_out_dir",
+           "is_student_dir", "newest_student"]
+
 #: CoreML weight-only compression modes (quantize.coreml_compress.MODES minus macOS-only w8a8)
 COMPRESSIONS = ("int8", "palettize8", "palettize6", "palettize4")
 
 
 @dataclass(frozen=True)
 class Target:
-    """One row of the targets table.
+    """One export target: a format of the table (``runtime/formats.py``) or a target packaging one.
 
     Args:
-        name: ``onnx`` | ``openvino`` | ``coreml`` (spelled the same in CLI, folders, metadata).
+        name: ``onnx`` | ``openvino`` | ``coreml`` | ``web`` (spelled the same in CLI, folders, metadata).
         artifact: the artifact's file name inside the export folder.
         precisions: precisions this target exports.
         options: the non-default options it allows (names as ``export_model`` keywords).
@@ -46,23 +50,20 @@ class Target:
     note: str = ""
     runs_as: str | None = None
 
+    @property
+    def format(self) -> Format:
+        """The format row of the artifact this target writes."""
+        return FORMATS[self.runs_as or self.name]
+
 
 _COMMON = ("input_size", "parity_data", "parity_images")
 _INT8 = ("calib", "max_srcc_drop")
 
+#: every format is a target with its own options; ``web`` writes an onnx artifact inside a page
 TARGETS: dict[str, Target] = {
-    "onnx": Target("onnx", "model.onnx", PRECISIONS,
-                   _COMMON + _INT8 + ("raw_input", "dynamic_batch", "opset"),
-                   "ONNX (opset >= 17), run by onnxruntime; fp16 keeps float32 inputs/outputs"),
-    "openvino": Target("openvino", "model.xml", PRECISIONS,
-                       _COMMON + _INT8 + ("raw_input", "dynamic_batch"),
-                       "OpenVINO IR (.xml + .bin); fp16 = fp16-compressed weights, compute per precision hint"),
-    "coreml": Target("coreml", "model.mlpackage", PRECISIONS,
-                     _COMMON + _INT8 + ("image_input", "min_deployment_target", "compression"),
-                     "CoreML ML program (.mlpackage), batch 1; int8 = W8A8 (activation calibration needs "
-                     "macOS); --compression int8|palettize8|palettize6|palettize4 = weight-only, on fp32/fp16; "
-                     "runs fp16 on GPU/Neural Engine by default on device"),
-    "web": Target("web", "model.onnx", ("fp32", "int8"), _COMMON + _INT8 + ("opset",),
+    **{f.name: Target(f.name, f.artifact, f.precisions, _COMMON + _INT8 + f.options, f.note)
+       for f in FORMATS.values()},
+    "web": Target("web", FORMATS["onnx"].artifact, ("fp32", "int8"), _COMMON + _INT8 + ("opset",),
                   "a static page (HTML + JS + the ONNX model + onnxruntime-web from npm) scoring camera frames and "
                   "photos in the browser (WASM, WebGPU opt-in); serve it with dpiqa-edge serve", runs_as="onnx"),
 }
@@ -119,10 +120,9 @@ def check_options(target: str, precision: str, options: dict[str, Any]) -> Targe
                 raise ConfigError(f"export: --{k.replace('_', '-')} applies to --precision int8{also} only")
     elif "calib" not in options:
         raise ConfigError("export --precision int8 needs --calib MANIFEST_OR_FOLDER (calibration images)")
-    if target == "coreml" and precision == "int8" and sys.platform != "darwin":
-        raise ConfigError("export --target coreml --precision int8 is W8A8, whose activation calibration runs "
-                          "MLModel.predict (macOS only); on this OS use --precision fp16 --compression int8 "
-                          "(weight-only INT8) or --compression palettize6")
+    platform, why = spec.format.platforms.get(precision, (None, ""))
+    if platform is not None and sys.platform != platform:
+        raise ConfigError(f"export --target {target} --precision {precision} {why}")
     if options.get("compression") is not None:
         if options["compression"] not in COMPRESSIONS:
             raise ConfigError(f"export: unknown --compression {options['compression']!r}; valid: {', '.join(COMPRESSIONS)}")

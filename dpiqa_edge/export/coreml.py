@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ExportError
+from ..runtime.formats import FORMATS
 from .base import ExportSettings
 
 #: oldest targets that support ML programs
@@ -88,7 +89,7 @@ def set_metadata(ml, metadata: dict[str, str]) -> None:
 def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str, str], calib=None,
             val=None) -> tuple[Path, dict[str, Any]]:
     """Write ``dest_dir/model.mlpackage`` at ``settings.precision``; return (path, info)."""
-    dest = Path(dest_dir) / "model.mlpackage"
+    dest = Path(dest_dir) / FORMATS["coreml"].artifact
     info: dict[str, Any] = {
         "converter": "coremltools.convert (traced TorchScript) -> mlprogram",
         "minimum_deployment_target": settings.min_deployment_target,
@@ -133,3 +134,10 @@ def _restamp(path: Path, metadata: dict[str, str]) -> None:
 
         shutil.rmtree(path)
         out.replace(path)
+
+
+def check_source(model, model_dir: Path) -> None:
+    """CoreML converts from torch weights: an ONNX-only import (the authors' graph) cannot be converted."""
+    if getattr(model, "onnx_only", False):
+        raise ConfigError(f"{model_dir}: --target coreml converts from torch weights, and this import is the authors' "
+                          f"ONNX graph only ({model.reason}); use --target onnx or openvino")

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ExportError
 from ..runtime.artifact import RT_INFO_SECTION, encode_metadata
+from ..runtime.formats import FORMATS
 from .base import ExportSettings
 from .onnx import export_onnx_fp32
 
@@ -43,7 +44,7 @@ def save_ir(model, settings: ExportSettings, xml: Path, metadata: dict[str, str]
 def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str, str], calib=None,
             val=None) -> tuple[Path, dict[str, Any]]:
     """Write ``dest_dir/model.xml`` + ``.bin`` at ``settings.precision``; return (path, info)."""
-    dest = Path(dest_dir) / "model.xml"
+    dest = Path(dest_dir) / FORMATS["openvino"].artifact
     info: dict[str, Any] = {"converter": "OpenVINO ONNX frontend (Core.read_model of the fp32 ONNX export) + save_model"}
     if settings.precision in ("fp32", "fp16"):
         save_ir(model, settings, dest, metadata, compress_to_fp16=settings.precision == "fp16")
@@ -75,3 +76,10 @@ def _restamp(xml: Path, metadata: dict[str, str]) -> None:
         del ov_model
         tmp_xml.with_suffix(".bin").replace(xml.with_suffix(".bin"))
         tmp_xml.replace(xml)
+
+
+def prepare_int8(int8_options: dict[str, Any], val, accuracy_control: bool, max_srcc_drop: float | None) -> None:
+    """With accuracy control and labelled val images, NNCF's accuracy-controlled quantization gets the
+    SRCC budget as its maximum drop (``quantize.openvino_int8``)."""
+    if accuracy_control and val is not None:
+        int8_options.setdefault("max_srcc_drop", max_srcc_drop)

@@ -6,7 +6,8 @@ artifact has a dynamic batch (optimum's habit: validate at a shape other than th
 max absolute difference of each output is logged; beyond the declared tolerance the export FAILS with
 a :class:`ToleranceError` naming the output and the difference.
 
-Tolerances are declared per (backend, precision) in :data:`TOLERANCES`, each with its reason. The
+Tolerances are declared per (backend, precision) in the format table (``runtime/formats.py``), each
+with its reason; :data:`TOLERANCES` is the same table keyed by (backend, precision). The
 quality-map tolerance scales with the map's peak (maps are in the teacher's feature units, not 0-100):
 ``|diff| <= map_rel * max(1, peak |map|)``.
 """
@@ -14,51 +15,22 @@ quality-map tolerance scales with the map's peak (maps are in the teacher's feat
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import ExportError, ToleranceError
+from ..runtime.formats import COMPRESSED, FORMATS, Tolerance
+
+__all__ = ["COMPRESSED", "PACKAGE_PHOTOS", "TOLERANCES", "Tolerance", "check_parity", "compare", "package_photos",
+           "parity_images"]
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    """Declared agreement between an artifact and its torch source.
-
-    Args:
-        score: max |score diff| on the 0-100 scale; ``None`` = measured only (int8: the accuracy gate judges).
-        map_rel: max |map diff| relative to ``max(1, peak |map|)``.
-        why: the justification recorded in export.json.
-    """
-
-    score: float | None
-    map_rel: float | None
-    why: str
-
-
-_FP32 = Tolerance(2e-3, 1e-3, "fp32 vs fp32: only kernels and summation order differ; measured 2e-4..6e-4 on "
-                  "0-100 (Lite0 64 px, B7 96 px; torch itself moves 3e-4 between batch 1 and 7), so 2e-3 "
-                  "(4e-5 relative to a mid-scale score) leaves margin yet catches any real graph error")
-_FP16 = Tolerance(0.5, 3e-2, "fp16 keeps ~3 significant digits per op (unit roundoff 4.9e-4); over ~50 "
-                  "layers errors compound to ~1e-2 relative; 0.5 on 0-100 is far below MOS spread (std ~5-10)")
-_INT8 = Tolerance(None, None, "int8 changes every activation by design: differences are measured and "
-                  "logged here; the accuracy gate (--max-srcc-drop) decides")
-
-#: (backend, precision) -> Tolerance. OpenVINO is checked with the f32 execution hint (bf16 would add
-#: ~3e-3 by itself); CoreML fp16 computes every op in fp16 (ORT fp16 upcasts ops lacking fp16 kernels).
+#: (backend, precision) -> Tolerance: the format table's rows (``runtime/formats.py``), each with its reason
 TOLERANCES: dict[tuple[str, str], Tolerance] = {
-    ("onnx", "fp32"): _FP32, ("openvino", "fp32"): _FP32, ("coreml", "fp32"): _FP32,
-    ("onnx", "fp16"): _FP16, ("openvino", "fp16"): _FP16,
-    ("coreml", "fp16"): Tolerance(2.0, 5e-2, "CoreML fp16 stores every activation in fp16 (no fp32 islands): "
-                                  "measured 1.1 on 0-100 for the Lite0 test stand-in; 2.0 is a fraction of "
-                                  "MOS spread (std ~15 on 0-100); rank agreement is recorded beside it"),
-    ("onnx", "int8"): _INT8, ("openvino", "int8"): _INT8, ("coreml", "int8"): _INT8,
-}
-#: CoreML weight-only compression (palettization, int8 weights) changes weights by design, like int8
-COMPRESSED = Tolerance(None, None, "weight compression changes every weight by design: differences are "
-                       "measured and logged here; the accuracy gate (--max-srcc-drop) decides")
+    (f.name, precision): tol for f in FORMATS.values() for precision, tol in f.tolerances.items()}
 
 #: photographs shipped inside packages (DATA.md); used when no manifest is given
 PACKAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -144,7 +116,7 @@ def check_parity(backend, ref: tuple[np.ndarray, np.ndarray], x: np.ndarray, *, 
         x: float32 N x 3 x H x W in 0..1 (the shared preprocessing's output).
         names: image names (for the record).
         source: where the images came from (manifest path or "package photos").
-        tolerance: defaults to ``TOLERANCES[(backend.name, stored precision)]``.
+        tolerance: defaults to the format row's ``tolerances[stored precision]``.
         batch_sizes: default ``(1, N)`` for dynamic-batch artifacts, ``(1,)`` otherwise.
         log: callable for one line per check (e.g. ``print``); None = silent.
     Returns a JSON-ready record; raises on failure (nothing to clean up here: the caller's atomic
@@ -152,7 +124,7 @@ def check_parity(backend, ref: tuple[np.ndarray, np.ndarray], x: np.ndarray, *, 
     """
     stored = getattr(backend, "stored_precision", None) or backend.metadata["precision"]
     compressed = backend.metadata.get("compression") not in (None, "none")
-    tol = tolerance or (COMPRESSED if compressed else TOLERANCES[(backend.name, stored)])
+    tol = tolerance or (COMPRESSED if compressed else FORMATS[backend.name].tolerances[stored])
     n = len(x)
     if batch_sizes is None:
         batch_sizes = (1, n) if backend.dynamic_batch and n > 1 else (1,)

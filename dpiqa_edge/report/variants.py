@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..io import dir_size, read_json, sha256_file
+from ..runtime.formats import format_of
 
 EMULATED_LABEL = "emulated on Linux"
 NO_LATENCY_ON_LINUX = "n/a on Linux"
@@ -74,14 +75,14 @@ def _variant_name(artifact: Path, folder: Path | None) -> str:
 
 
 def _artifact_size(file: Path | None, artifact: Path) -> int | None:
-    """Bytes of the deployed model file(s) alone (OpenVINO: .xml + .bin; .mlpackage: the folder),
-    measured on disk; not export.json or the model card."""
+    """Bytes of the deployed model file(s) alone (with the format's companions, OpenVINO: .xml + .bin;
+    .mlpackage: the folder), measured on disk; not export.json or the model card."""
     f = file or artifact
     if not f.exists():
         return None
-    if f.suffix == ".xml" and f.with_suffix(".bin").is_file():
-        return dir_size(f) + dir_size(f.with_suffix(".bin"))
-    return dir_size(f)
+    fmt = format_of(f)
+    beside = [f.with_suffix(s) for s in (fmt.companions if fmt else ())]  # the format row's companion files
+    return dir_size(f) + sum(dir_size(b) for b in beside if b.is_file())
 
 
 def _model_dir(export: dict[str, Any]) -> Path | None:

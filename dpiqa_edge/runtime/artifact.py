@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
+from .formats import BY_SUFFIX, FORMATS, file_types
 
-#: artifact file suffix -> backend name (the strings spelled the same everywhere, DESIGN.md)
-SUFFIX_TO_BACKEND = {".onnx": "onnx", ".xml": "openvino", ".mlpackage": "coreml"}
+#: artifact file suffix -> backend name (the format table's, ``runtime/formats.py``)
+SUFFIX_TO_BACKEND = BY_SUFFIX
 
 #: keys every artifact must carry (ARCHITECTURE.md "Artifact metadata"); ``gate_threshold`` is written
 #: by every export but may be absent from a hand-made artifact (then None: ``check`` needs --threshold)
@@ -69,8 +70,9 @@ def decode_metadata(raw: dict[str, str], where: str) -> dict[str, Any]:
                              f"higher_is_better={meta['higher_is_better']!r}; dpiqa-edge artifacts are 0,100 / true")
     if not isinstance(meta.get("runtime_options", {}), dict):
         raise ModelLoadError(f"{where}: metadata runtime_options={meta['runtime_options']!r} is not a JSON object")
-    if meta["target"] not in SUFFIX_TO_BACKEND.values():
-        raise ModelLoadError(f"{where}: metadata target {meta['target']!r} is not onnx, openvino or coreml")
+    if meta["target"] not in FORMATS:
+        names = list(FORMATS)
+        raise ModelLoadError(f"{where}: metadata target {meta['target']!r} is not {', '.join(names[:-1])} or {names[-1]}")
     return meta
 
 
@@ -113,7 +115,7 @@ def resolve_artifact(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
         else:
             found = sorted(p for p in path.iterdir() if p.suffix in SUFFIX_TO_BACKEND and not p.name.startswith("."))
             if len(found) != 1:
-                raise ModelLoadError(f"{path}: expected one artifact (.onnx, .xml, .mlpackage) or an export.json, "
+                raise ModelLoadError(f"{path}: expected one artifact ({', '.join(SUFFIX_TO_BACKEND)}) or an export.json, "
                                      f"found {len(found)}")
             file = found[0]
             export_json = None
@@ -122,7 +124,7 @@ def resolve_artifact(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
         sibling = path.parent / "export.json"
         export_json = sibling if sibling.is_file() else None
     if file.suffix not in SUFFIX_TO_BACKEND:
-        raise ModelLoadError(f"{file}: not an artifact (expected .onnx, OpenVINO .xml or .mlpackage)")
+        raise ModelLoadError(f"{file}: not an artifact (expected {file_types()})")
     # 2. the recorded sizes catch a truncated or swapped copy before any backend parses it
     if export_json is not None:
         _check_sizes(export_json, _read_export_json(export_json))
@@ -138,20 +140,17 @@ def resolve_artifact(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
 def backend_name(file: str | os.PathLike) -> str:
     suffix = Path(file).suffix
     if suffix not in SUFFIX_TO_BACKEND:
-        raise ModelLoadError(f"{file}: not an artifact (expected .onnx, OpenVINO .xml or .mlpackage)")
+        raise ModelLoadError(f"{file}: not an artifact (expected {file_types()})")
     return SUFFIX_TO_BACKEND[suffix]
 
 
 def read_raw_metadata(file: str | os.PathLike) -> dict[str, str]:
-    """The string metadata stored in one artifact, read with the lightest tool for its format."""
+    """The string metadata stored in one artifact, read with the lightest tool for its format (the row's
+    ``metadata_reader``)."""
     file = Path(file)
     name = backend_name(file)
     try:
-        if name == "onnx":
-            return _onnx_metadata(file)
-        if name == "openvino":
-            return _openvino_metadata(file)
-        return _coreml_metadata(file)
+        return FORMATS[name].read_metadata(file)
     except ModelLoadError:
         raise
     except ImportError as exc:
@@ -161,7 +160,7 @@ def read_raw_metadata(file: str | os.PathLike) -> dict[str, str]:
         raise ModelLoadError(f"{file}: corrupt or truncated {name} artifact ({msg})") from None
 
 
-def _onnx_metadata(file: Path) -> dict[str, str]:
+def onnx_metadata(file: Path) -> dict[str, str]:
     try:
         import onnx
     except ImportError:  # runtime-only install: onnxruntime reads the same metadata_props
@@ -172,14 +171,15 @@ def _onnx_metadata(file: Path) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def _openvino_metadata(file: Path) -> dict[str, str]:
+def openvino_metadata(file: Path) -> dict[str, str]:
     # The IR is XML ending in <rt_info>...<dpiqa_edge><key value=".."/></dpiqa_edge></rt_info></net>.
     # Only that block is parsed (the whole graph takes ~1 s for a small CNN), with the standard
     # library, so metadata stays readable without the OpenVINO runtime.
     import xml.etree.ElementTree as ET
 
-    if not file.with_suffix(".bin").is_file():
-        raise ModelLoadError(f"{file}: weights file {file.with_suffix('.bin').name} is missing")
+    for suffix in FORMATS["openvino"].companions:
+        if not file.with_suffix(suffix).is_file():
+            raise ModelLoadError(f"{file}: weights file {file.with_suffix(suffix).name} is missing")
     text = file.read_text(encoding="utf-8")
     if not text.rstrip().endswith("</net>"):
         raise ModelLoadError(f"{file}: truncated OpenVINO IR (no closing </net>)")
@@ -192,7 +192,7 @@ def _openvino_metadata(file: Path) -> dict[str, str]:
     return {child.tag: child.get("value", "") for child in section}
 
 
-def _coreml_metadata(file: Path) -> dict[str, str]:
+def coreml_metadata(file: Path) -> dict[str, str]:
     from coremltools.models.utils import load_spec
 
     if not (file / "Manifest.json").is_file():

@@ -20,6 +20,7 @@ import numpy as np
 
 from ...errors import InputError
 from ..artifact import resolve_artifact
+from ..formats import FORMATS
 from ..preprocess import Preprocess
 
 
@@ -105,21 +106,13 @@ class Backend:
         return f"<{type(self).__name__} {self.file} {self.label} input={h}x{w} dynamic_batch={self.dynamic_batch}>"
 
 
-def _loaders() -> dict[str, str]:
-    # name -> "module:Class"; an explicit table (no registration by import side effect)
-    return {"onnx": ".onnx:OnnxBackend", "openvino": ".openvino:OpenVINOBackend", "coreml": ".coreml:CoreMLBackend"}
-
-
 def backend_class(name: str) -> type[Backend]:
-    import importlib
-
-    module, cls = _loaders()[name].split(":")
-    return getattr(importlib.import_module(module, __name__), cls)
+    return FORMATS[name].load_class()
 
 
 def load_backend(artifact: str | os.PathLike, precision_hint: str | None = None,
                  threads: int | None = None) -> Backend:
-    """Open an artifact file or export folder with the loader its file type names.
+    """Open an artifact file or export folder with the loader its format row names (``runtime/formats.py``).
 
     Raises :class:`~dpiqa_edge.errors.ModelLoadError` (one line) for a missing/corrupt artifact or
     metadata, or when the backend library is not installed.
