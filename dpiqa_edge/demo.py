@@ -269,7 +269,7 @@ def check_default_model(out_dir: Path) -> dict[str, Any] | None:
         return None
     files = []
     for p in (q for q in pool.CATALOGUE if q.name in CHECK_PHOTOS):
-        frame = camera.eval_frame(pool._package_photo(p), 450)
+        frame = camera.eval_frame(pool.package_photo(p), 450)
         for name, lv in (("pristine", 0),) + CHECK_FAILURES:
             img = frame if lv == 0 else camera.apply(frame, name, lv, np.random.default_rng(0))
             files.append(out_dir / f"{p.name}-{name}{'-' + str(lv) if lv else ''}.png")

@@ -14,7 +14,7 @@ from dpiqa_edge.metrics import camera_metrics, ladder_taus, pristine_auc
 def coffee():
     """A held-out package photo (skimage coffee, 600 x 400) as a preview frame."""
     p = next(p for p in pool.CATALOGUE if p.name == "coffee")
-    return camera.eval_frame(pool._package_photo(p), 450)
+    return camera.eval_frame(pool.package_photo(p), 450)
 
 
 def test_catalogue_is_split_by_scene_and_keeps_out_reserved_packages():

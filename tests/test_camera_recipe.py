@@ -58,7 +58,7 @@ def test_a_toy_camera_run_writes_a_student_and_held_out_camera_metrics(tmp_path)
     by = {p.name: p for p in pool.CATALOGUE}
     train = [by[n] for n in ("astronaut", "chelsea", "motorcycle")]
     val, test = [by["china"]], [by["coffee"]]
-    load = lambda ps: [pool._package_photo(p) for p in ps]  # noqa: E731
+    load = lambda ps: [pool.package_photo(p) for p in ps]  # noqa: E731
     cfg = CameraConfig(student=StudentConfig(name="lite0", input_size=64, map_size=4),
                        train=LoopConfig(epochs=1, batch_size=2, lr=1e-3, best_metric="camera", progress=False),
                        frame_short_side=(64, 96), window=48, groups_per_photo=2, eval_short_side=80)

@@ -26,7 +26,7 @@ def coffee():
     """skimage's coffee: a photo of the catalogue's held-out (test) split, as a 450-px preview frame."""
     p = next(p for p in pool.CATALOGUE if p.name == "coffee")
     assert p.split == "test"
-    return camera.eval_frame(pool._package_photo(p), 450)
+    return camera.eval_frame(pool.package_photo(p), 450)
 
 
 def test_the_package_ships_both_forms_with_a_calibrated_threshold(scorer):

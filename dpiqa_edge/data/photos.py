@@ -278,7 +278,9 @@ def _wheel_member(spec: str, member: str, wheels: Path) -> bytes:
             raise InputError(f"wheel:{spec}: no member {member}") from None
 
 
-def _package_photo(p: Photo) -> np.ndarray:
+def package_photo(p: Photo) -> np.ndarray:
+    """A photo that ships inside a pip package (skimage, sklearn, matplotlib) as RGB uint8, read straight
+    from the package with no cache: what tests and the demo use without fetching anything."""
     kind, name = p.source.split(":", 1)
     if kind == "skimage":
         from skimage import data as skd
@@ -357,7 +359,7 @@ def fetch(photos=None, cache: str | os.PathLike | None = None, progress: bool = 
             digest = hashlib.sha256(raw[p.name]).hexdigest()
             rgb = _decode_bytes(p, raw[p.name])
         else:
-            digest, rgb = "", _package_photo(p)
+            digest, rgb = "", package_photo(p)
         if p.rotate:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=p.rotate // 90))
         with atomic_write(cache / f"{p.name}.png", "wb") as fh:
