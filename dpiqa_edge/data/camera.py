@@ -20,101 +20,20 @@ integer levels (linearly for the contrast factor), and the target score linearly
 
 from __future__ import annotations
 
-import io
 import math
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError
+from . import families
 from .manifest import SEVERITY_LABEL
 
 #: target score (0-100) of level 0 (pristine) .. 5: KADID-10k per-level mean DMOS, see the module docstring
 LEVEL_SCORES = (100.0, 83.7, 75.1, 58.7, 38.3, 18.4)
 LEVELS = (1, 2, 3, 4, 5)
-
-
-# -- the distortions: f(rgb uint8 HxWx3, param, rng) -> rgb uint8 ---------------------------------------
-def _u8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
-
-
-def _gaussian(x, sigma, rng):
-    from scipy.ndimage import gaussian_filter
-
-    return _u8(gaussian_filter(x.astype(np.float32), sigma=(sigma, sigma, 0), mode="reflect", truncate=3.0))
-
-
-def _motion_kernel(length: float, angle: float) -> np.ndarray:
-    """A line PSF ``length`` px long at ``angle`` (radians), antialiased by 4x supersampling."""
-    n = int(math.ceil(length)) | 1
-    k = np.zeros((n, n), np.float64)
-    c = (n - 1) / 2
-    for t in np.linspace(-(length - 1) / 2, (length - 1) / 2, max(2, int(4 * length))):
-        y, x = c + t * math.sin(angle), c + t * math.cos(angle)
-        y0, x0 = int(math.floor(y)), int(math.floor(x))
-        fy, fx = y - y0, x - x0
-        for dy, dx, w in ((0, 0, (1 - fy) * (1 - fx)), (1, 0, fy * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 1, fy * fx)):
-            if 0 <= y0 + dy < n and 0 <= x0 + dx < n:
-                k[y0 + dy, x0 + dx] += w
-    return k / k.sum()
-
-
-def _motion(x, length, rng):
-    from scipy.signal import fftconvolve
-
-    k = _motion_kernel(float(length), float(rng.uniform(0, math.pi)))
-    p = k.shape[0] // 2
-    xp = np.pad(x.astype(np.float32), ((p, p), (p, p), (0, 0)), mode="reflect")
-    return _u8(fftconvolve(xp, k[:, :, None].astype(np.float32), mode="valid"))
-
-
-def _linear(x):  # sRGB-like gamma 2.2 <-> linear light, where a sensor counts photons
-    return (x.astype(np.float32) / np.float32(255.0)) ** np.float32(2.2)
-
-
-def _gamma(lin):
-    return _u8(np.clip(lin, 0.0, 1.0) ** np.float32(1 / 2.2) * 255.0)
-
-
-def _noise(x, photons, rng):
-    # Shot noise (variance lin / photons, ``photons`` electrons at white) + read noise of 2 electrons, per
-    # channel in linear light; the normal approximation of Poisson is exact enough above ~10 electrons.
-    lin = _linear(x)
-    sd = np.sqrt(lin / np.float32(photons) + np.float32((2.0 / photons) ** 2))
-    return _gamma(lin + sd * rng.standard_normal(lin.shape, dtype=np.float32))
-
-
-def _jpeg(x, quality, rng):
-    buf = io.BytesIO()
-    Image.fromarray(x).save(buf, "JPEG", quality=int(round(quality)))
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-
-
-def _resample(x, factor, rng):
-    h, w = x.shape[:2]
-    small = Image.fromarray(x).resize((max(1, round(w / factor)), max(1, round(h / factor))), Image.BICUBIC)
-    return np.asarray(small.resize((w, h), Image.BILINEAR))
-
-
-def _exposure(x, gain, rng):
-    return _gamma(_linear(x) * np.float32(gain))
-
-
-def _contrast(x, factor, rng):
-    m = float(x.mean())
-    return _u8(m + (x.astype(np.float32) - m) * np.float32(factor))
-
-
-def _defocus(x, radius, rng):
-    from scipy.signal import fftconvolve
-
-    n = int(math.ceil(radius))
-    yy, xx = np.mgrid[-n:n + 1, -n:n + 1]
-    k = (xx ** 2 + yy ** 2 <= radius ** 2 + 0.5).astype(np.float32)
-    xp = np.pad(x.astype(np.float32), ((n, n), (n, n), (0, 0)), mode="reflect")
-    return _u8(fftconvolve(xp, (k / k.sum())[:, :, None], mode="valid"))
 
 
 @dataclass(frozen=True)
@@ -125,19 +44,17 @@ class CameraDistortion:
     geometric: bool = True  #: interpolate the parameter on a log scale (multiplicative parameters)
 
 
-DISTORTIONS: dict[str, CameraDistortion] = {
-    "gaussian_blur": CameraDistortion(_gaussian, (0.8, 1.3, 2.0, 3.0, 4.5), 0.25),  # sigma, px
-    "motion_blur": CameraDistortion(_motion, (4, 7, 11, 17, 26), 1.0),  # streak length, px
-    "sensor_noise": CameraDistortion(_noise, (800, 300, 130, 60, 28), 20000.0),  # electrons at white
-    "jpeg": CameraDistortion(_jpeg, (50, 28, 17, 11, 7), 95.0),  # JPEG quality
-    "resampling": CameraDistortion(_resample, (1.7, 2.3, 3.1, 4.3, 6.0), 1.0),  # down then up, factor
-    "underexposure": CameraDistortion(_exposure, (0.5, 0.33, 0.2, 0.12, 0.06), 1.0),  # linear gain
-    "overexposure": CameraDistortion(_exposure, (1.4, 1.9, 2.6, 3.6, 5.0), 1.0),  # linear gain
-    "low_contrast": CameraDistortion(_contrast, (0.7, 0.54, 0.41, 0.3, 0.2), 1.0, geometric=False),  # factor
-}
+def _from_family(name: str) -> CameraDistortion:
+    f = families.FAMILIES[name]
+    return CameraDistortion(f.fn, f.params, f.identity, f.geometric)
+
+
+#: the eight families the first shipped model was trained and reported on (``families.CAMERA8``); the
+#: whole vocabulary, with per-family target scores and groups, is :data:`.families.FAMILIES`
+DISTORTIONS: dict[str, CameraDistortion] = {n: _from_family(n) for n in families.CAMERA8}
 #: trained on, never reported: more kinds of blur keep the model from keying on one kernel shape
 EXTRA_DISTORTIONS: dict[str, CameraDistortion] = {
-    "defocus_blur": CameraDistortion(_defocus, (1.3, 2.1, 3.1, 4.6, 6.6), 0.5),  # disk radius, px
+    "defocus_blur": CameraDistortion(families.lens_blur, (1.3, 2.1, 3.1, 4.6, 6.6), 0.5),  # disk radius, px
 }
 ALL_DISTORTIONS = {**DISTORTIONS, **EXTRA_DISTORTIONS}
 
@@ -212,32 +129,72 @@ def random_frame(photo: np.ndarray, rng: np.random.Generator, short_side: tuple[
 
 
 # -- ladder sets: every photo of a split at preview size, each reported distortion at levels 1-5 ---------
+def ladder_families(name: str, names: list[str], per_photo: int | None) -> list[str]:
+    """The families photo ``name`` is degraded by: all of ``names``, or ``per_photo`` consecutive ones
+    (cyclically) from an offset given by the photo's name, so every family gets about as many ladders and a
+    photo's ladders do not depend on which other photos share its split."""
+    if not per_photo or per_photo >= len(names):
+        return list(names)
+    start = zlib.crc32(name.encode()) % len(names)
+    return [names[(start + j) % len(names)] for j in range(per_photo)]
+
+
 @dataclass
 class LadderSet:
-    """Every photo of a split at preview size: pristine + each reported distortion at levels 1-5."""
+    """Every photo of a split at preview size: pristine + each reported distortion at levels 1-5.
+
+    ``build(..., families=None)`` keeps the first model's eight distortions on the common severity scale;
+    ``families=[...]`` uses the broad vocabulary (:mod:`.families`, each with its own target scores),
+    ``per_photo`` spreads them over the photos in rotation, and ``mixtures`` adds that many ladders of a
+    random camera-pipeline mixture (distortion ``mixture``; level L scales the mixture's base levels by L).
+    """
 
     refs: list[str]
     scenes: list[str]
     distortions: list[str]
     levels: list[int]
     frames: list[np.ndarray]  #: uint8 H x W x 3 at the preview size
+    target_scores: list[float] = field(default_factory=list)  #: per image, 0-100 (synthetic severity)
+    tags: dict[str, tuple[str, ...]] = field(default_factory=dict)  #: photo name -> its catalogue tags
+    mixes: dict[str, str] = field(default_factory=dict)  #: photo name -> its mixture's families
 
     @classmethod
-    def build(cls, photos, images: list[np.ndarray], short_side: int = 450, seed: int = 0) -> "LadderSet":
+    def build(cls, photos, images: list[np.ndarray], short_side: int = 450, seed: int = 0, *,
+              families_: list[str] | None = None, per_photo: int | None = None, mixtures: int = 0) -> "LadderSet":
         out = cls([], [], [], [], [])
+        names = list(families_) if families_ else None
         for p, img in zip(photos, images):
             frame = eval_frame(img, short_side)
-            for name, lv in [("pristine", 0)] + [(d, L) for d in DISTORTIONS for L in LEVELS]:
+            out.tags[p.name] = tuple(getattr(p, "tags", ()))
+            todo = ladder_families(p.name, names, per_photo) if names else list(DISTORTIONS)
+            items = [("pristine", 0)] + [(d, L) for d in todo for L in LEVELS]
+            for name, lv in items:
                 rng = np.random.default_rng([seed, *map(ord, p.name + name)])
-                out.refs.append(p.name)
-                out.scenes.append(p.scene)
-                out.distortions.append(name)
-                out.levels.append(lv)
-                out.frames.append(frame if lv == 0 else apply(frame, name, lv, rng))
+                if lv == 0:
+                    out._add(p, name, lv, frame, 100.0)
+                elif names:
+                    out._add(p, name, lv, families.apply(frame, name, lv, rng), families.score_at(name, lv))
+                else:
+                    out._add(p, name, lv, apply(frame, name, lv, rng), score_at(lv))
+            for m in range(mixtures):
+                rng = np.random.default_rng([seed, 7, m, *map(ord, p.name)])
+                base = families.random_mixture(rng, names, max_level=1.0)
+                out.mixes[p.name] = base.label
+                for L in LEVELS:
+                    mix = base.scaled(L)
+                    out._add(p, "mixture", L, mix.apply(frame, seed + m), mix.score())
         return out
 
+    def _add(self, p, name, lv, frame, target):
+        self.refs.append(p.name)
+        self.scenes.append(p.scene)
+        self.distortions.append(name)
+        self.levels.append(lv)
+        self.frames.append(frame)
+        self.target_scores.append(float(target))
+
     def targets(self) -> list[float]:
-        return [score_at(lv) for lv in self.levels]
+        return list(self.target_scores) if self.target_scores else [score_at(lv) for lv in self.levels]
 
     def metrics(self, scores, n_boot: int = 1000) -> dict:
         from ..metrics import camera_metrics, srcc
@@ -259,20 +216,24 @@ def write_ladders(out_dir, parts, short_side: int = 450):
     from .manifest import Row, write_manifest
 
     out = Path(out_dir)
-    rows, photos = [], []
+    rows, photos, mixes, names = [], [], {}, set()
     for ladders, split, split_photos in parts:
         photos += [(p, split) for p in split_photos]
-        for ref, scene, name, lv, frame in zip(ladders.refs, ladders.scenes, ladders.distortions, ladders.levels,
-                                                ladders.frames):
+        for ref, scene, name, lv, frame, target in zip(ladders.refs, ladders.scenes, ladders.distortions,
+                                                        ladders.levels, ladders.frames, ladders.targets()):
             rel = f"images/{ref}/{name}_{lv}.png"
             with atomic_write(out / rel, "wb") as fh:
                 Image.fromarray(frame).save(fh, "PNG", compress_level=3)
-            rows.append(Row(rel, score_at(lv), split, ref, scene, name, lv))
+            rows.append(Row(rel, round(target, 3), split, ref, scene, name, lv))
+        mixes.update(ladders.mixes)
+        names.update(ladders.distortions)
     path = write_manifest(out / "manifest.csv", rows)
     write_json(out / "camera.json", {
         "label": SEVERITY_LABEL, "short_side": short_side, "level_scores": list(LEVEL_SCORES),
-        "distortions": {k: {"params": list(d.params), "identity": d.identity} for k, d in DISTORTIONS.items()},
-        "photos": [{"name": p.name, "scene": p.scene, "split": split, "source": p.source, "tags": list(p.tags)}
-                   for p, split in photos],
+        "distortions": {k: {"params": list(f.params), "identity": f.identity, "group": f.group,
+                            "scores": list(f.scores), "score_source": f.source}
+                        for k, f in families.FAMILIES.items() if k in names},
+        "photos": [{"name": p.name, "scene": p.scene, "split": split, "source": p.source, "tags": list(p.tags),
+                    **({"mixture": mixes[p.name]} if p.name in mixes else {})} for p, split in photos],
         "images": len(rows), "references": len({r.ref for r in rows}), "scenes": len({r.scene for r in rows})})
     return path
