@@ -26,10 +26,16 @@ def test_catalogue_is_split_by_scene_and_keeps_out_reserved_packages():
         assert split_of.setdefault(p.scene, p.split) == p.split, f"scene {p.scene} in two splits"
         assert not p.package.startswith(pool.RESERVED_PACKAGES)
         assert p.package in pool.LICENCES, f"{p.name}: no licence recorded for {p.package}"
-    # the pool the camera model needs: >= 60 training photos, held-out scenes of every kind asked for
-    assert len(pool.catalogue("train")) >= 60
+    # the pool the camera model needs: >= 160 photos, >= 60 training photos, a validation split for the
+    # epoch and the threshold, held-out scenes of every kind asked for
+    assert len(pool.CATALOGUE) >= 160 and len(pool.catalogue("train")) >= 60
+    assert len(pool.catalogue("val")) >= 32 and len(pool.catalogue("test")) >= 45
     test_tags = {t for p in pool.catalogue("test") for t in p.tags}
     assert {"night", "indoor", "face", "sky", "day", "low-texture", "animal"} <= test_tags
+    # intentional photography (blur, darkness or flat texture chosen by the photographer) in every split
+    intentional = {s: [p for p in pool.catalogue(s) if set(p.tags) & set(pool.INTENTIONAL_TAGS)] for s in pool.SPLITS}
+    assert sum(map(len, intentional.values())) >= 35
+    assert len(intentional["val"]) >= 8 and len(intentional["test"]) >= 10 and len(intentional["train"]) >= 8
 
 
 @pytest.mark.parametrize("name", list(camera.DISTORTIONS))

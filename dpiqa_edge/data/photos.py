@@ -64,6 +64,8 @@ LICENCES = {
     "qtmultimedia5-examples": "BSD-3-Clause (Debian: /usr/share/doc/qtmultimedia5-examples/copyright, Files: examples/*)",
     "qtwebengine5-examples": "BSD-3-Clause (Debian: /usr/share/doc/qtwebengine5-examples/copyright, Files: examples/webengine/*)",
     "python-kivy-examples": "MIT/Expat (Debian: /usr/share/doc/python-kivy-examples/copyright); cityCC0.png: CC0",
+    "renpy-demo": "MIT/Expat (Debian: /usr/share/doc/renpy-demo/copyright, Files: *)",
+    "endless-sky-data": "public domain (unsplash / morgueFile donations, NASA) or CC-BY-SA-3.0 (mfield*: Matthew Field), per file in Debian: /usr/share/doc/endless-sky-data/copyright",
 }
 RESERVED_PACKAGES = ("lomiri-wallpapers", "mate-backgrounds")  # independent evaluation only
 #: Tags of intentional photography: blur, darkness or flat texture that the photographer chose, which a
@@ -130,11 +132,14 @@ _PAL = "deb:palapeli-data:usr/share/palapeli/collection/"
 _QT = "deb:qtdeclarative5-examples:usr/lib/x86_64-linux-gnu/qt5/examples/"
 _KIV = "deb:python-kivy-examples:usr/share/kivy-examples/"
 _REC = "deb:qtwebengine5-examples:usr/lib/x86_64-linux-gnu/qt5/examples/webengine/recipebrowser/resources/pages/images/"
+_RPY = "deb:renpy-demo:usr/share/games/renpy/demo/game/"
+_ES = "deb:endless-sky-data:usr/share/games/endless-sky/images/land/"
 
 #: The pool. Held-out (``test``) and ``val`` scenes were chosen to cover day, night, indoor, faces,
 #: animals and texture-poor skies before any model was trained; they never change with results. Scenes
-#: added for intentional photography (issue 26) took test / val / train in turn, in catalogue order, as
-#: they were added: before any model saw them, never by a score.
+#: added for intentional photography (issue 26) took test / val / train in turn, in catalogue order (the
+#: Endless Sky block ordered so that night and fog reach every split): by content, before any model saw
+#: them, never by a score.
 CATALOGUE: tuple[Photo, ...] = (
     # pip packages (installed with the [data] extra, or one pinned wheel read without installing)
     _p("astronaut", "skimage:astronaut", tags="face indoor"),
@@ -294,6 +299,25 @@ CATALOGUE: tuple[Photo, ...] = (
     _p("grilled_salmon", _REC + "steak.jpg", split="val", tags="food bokeh"),
     _p("pasta", _REC + "pasta.jpg", split="train", tags="food indoor"),
     _p("pepperoni_pizza", _REC + "pizza.jpg", split="test", tags="food indoor"),
+    # more of OpenCV's scene-text photos (ICDAR signs, like street_text_*)
+    _p("hotel_sign", _OCV + "text/scenetext_segmented_word01.jpg", split="val", tags="street sign day"),
+    _p("shop_front", _OCV + "text/scenetext_segmented_word02.jpg", split="train", tags="street sign day"),
+    _p("pub_sign", _OCV + "text/scenetext_segmented_word04.jpg", split="test", tags="indoor sign"),
+    # Ren'Py demo backgrounds (photographs; the drawn ones are left out)
+    _p("country_road", _RPY + "gui/main_menu.jpg", split="val", tags="landscape road sky day"),
+    _p("lava_tube", _RPY + "images/bg cave.jpg", split="train", tags="low-key texture"),
+    _p("washington_monument", _RPY + "images/bg washington.jpg", split="test", tags="minimal sky water day"),
+    _p("white_house", _RPY + "images/bg whitehouse.jpg", split="val", tags="building day"),
+    # Endless Sky landscapes: real photos at 720 x 360, smaller than the rest, kept for night / fog / dusk
+    _p("moonrise_city", _ES + "city2.jpg", split="train", tags="night city"),
+    _p("lake_fog", _ES + "fog6.jpg", split="test", tags="fog water"),
+    _p("vancouver_night", _ES + "mfield0.jpg", split="val", tags="night city"),
+    _p("sea_of_clouds", _ES + "sky2.jpg", split="train", tags="minimal sky"),
+    _p("lightning", _ES + "nasa7.jpg", split="test", tags="night sky"),
+    _p("launch_pad_moon", _ES + "nasa5.jpg", split="val", tags="night sky"),
+    _p("pier_dusk", _ES + "beach0.jpg", split="train", tags="minimal dusk sea"),
+    _p("forest_mist", _ES + "forest5.jpg", split="test", tags="fog forest"),
+    _p("launch_pad_dusk", _ES + "nasa1.jpg", split="val", tags="low-key dusk sky"),
 )
 
 
