@@ -1,4 +1,4 @@
-"""The camera model's vocabulary of failures: 34 distortion families in 7 groups, their levels, their
+"""The camera model's vocabulary of failures: 31 distortion families in 7 groups, their levels, their
 target scores, and a camera-pipeline simulator that mixes two or three of them as real captures do.
 
 Each *family* is a function ``f(rgb uint8 H x W x 3, param, rng) -> rgb uint8`` with five parameter
@@ -57,8 +57,13 @@ KADID_MEANS: dict[str, tuple[float, ...]] = {
 
 
 def kadid_scores(kadid_type: str) -> tuple[float, ...]:
-    """KADID's per-level mean DMOS of ``kadid_type`` on 0-100."""
-    return tuple(round((d - 1.0) / 4.0 * 100.0, 2) for d in KADID_MEANS[kadid_type])
+    """KADID's per-level mean DMOS of ``kadid_type`` on 0-100, strictly falling: where two of KADID's
+    levels tie within noise (colour shift L4 / L5: 1.85 / 1.86), the later one is set a point lower."""
+    out: list[float] = []
+    for d in KADID_MEANS[kadid_type]:
+        v = round((d - 1.0) / 4.0 * 100.0, 2)
+        out.append(v if not out or v < out[-1] else round(out[-1] - 1.0, 2))
+    return tuple(out)
 
 
 #: the per-level mean over KADID's seven camera-like types (Gaussian blur, motion blur, white noise, JPEG,

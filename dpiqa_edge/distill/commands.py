@@ -17,13 +17,19 @@ Examples:
       --config configs/distill-demo.toml --folds 4     (k grouped folds by scene: out-of-fold SRCC)
   dpiqa-edge distill --recipe camera --config configs/camera.toml --out runs/camera
       (no teacher, no MOS: ranks camera ladders of real photos; held-out camera metrics in OUT/camera.json)
+  dpiqa-edge distill --recipe broad --config configs/camera-broad.toml --out runs/broad [--logo]
+      (31 failure families + mixtures + intentional photography, frozen ImageNet prefix cached once;
+       --logo also trains one model per held-out family group: OUT/logo.json)
 \b
 Loss: w_mos*MSE(score, MOS or teacher score) + w_feat*MSE(F_student, F_quality) [+ w_kd, w_rank];
 the teacher is never loaded, only its targets folder. Re-running with the same --out resumes from
 its last checkpoint; the best epoch by val SRCC is the result.""")
-@click.option("--recipe", type=click.Choice(["teacher", "camera"]), default="teacher", show_default=True,
+@click.option("--recipe", type=click.Choice(["teacher", "camera", "broad"]), default="teacher", show_default=True,
               help="teacher: SPEC's distillation from MOS and the teacher's targets (needs --data); camera: learn capture "
-                   "and codec failures from synthetic ladders of the photo pool (dpiqa_edge/distill/camera.py).")
+                   "and codec failures from synthetic ladders of the photo pool (dpiqa_edge/distill/camera.py); broad: "
+                   "the shipped model's recipe, 31 families + mixtures on a frozen cached prefix (distill/broad.py).")
+@click.option("--logo", is_flag=True, help="--recipe broad: also run leave-one-group-out (one model per held-out "
+                                           "family group, scored on that group's held-out ladders) -> OUT/logo.json.")
 @click.option("--data", "manifest", type=click.Path(dir_okay=False),
               help="Manifest CSV (path,mos,split,...); train rows train, val rows pick the best epoch.")
 @click.option("--targets", "targets_dir", type=click.Path(file_okay=False),
@@ -51,13 +57,21 @@ its last checkpoint; the best epoch by val SRCC is the result.""")
                    "each scene tested once; writes OUT/fold-<i>/ and OUT/folds.json with the pooled out-of-fold "
                    "SRCC next to BRISQUE and NIQE. For small sets, where one test split is a few scenes.")
 @click.option("--quiet", is_flag=True, help="No progress bar or messages.")
-def distill(recipe, manifest, targets_dir, student, out_dir, config_file, epochs, batch_size, lr, input_size, map_size,
-            score_target, w_feat, w_kd, freeze_stages, seed, mixed_precision, cpu, folds, quiet) -> None:
+def distill(recipe, logo, manifest, targets_dir, student, out_dir, config_file, epochs, batch_size, lr, input_size,
+            map_size, score_target, w_feat, w_kd, freeze_stages, seed, mixed_precision, cpu, folds, quiet) -> None:
     """Distill the teacher into a student (paper | lite0 | timm:NAME), or train one with the camera recipe."""
     from ..config import from_dict, load_config, to_dict
     from .config import DistillConfig
     from .train import distill as run
 
+    if recipe == "broad":
+        _broad(out_dir, config_file, logo, epochs, lr, seed, freeze_stages, quiet,
+               ignored={"--data": manifest, "--targets": targets_dir, "--folds": folds, "--map-size": map_size,
+                        "--score-target": score_target, "--w-feat": w_feat, "--w-kd": w_kd, "--student": student,
+                        "--input-size": input_size, "--batch-size": batch_size, "--mixed-precision": mixed_precision})
+        return
+    if logo:
+        raise click.UsageError("--logo needs --recipe broad")
     if recipe == "camera":
         _camera(out_dir, config_file, student, input_size, epochs, batch_size, lr, seed, quiet,
                 ignored={"--data": manifest, "--targets": targets_dir, "--folds": folds, "--map-size": map_size,
@@ -107,6 +121,30 @@ def _camera(out_dir, config_file, student, input_size, epochs, batch_size, lr, s
             d["train"][key] = value
     out = train_camera(out_dir, from_dict(CameraConfig, d, where=config_file or "camera"), quiet=quiet)
     click.echo(str(out))
+
+
+def _broad(out_dir, config_file, logo, epochs, lr, seed, freeze_stages, quiet, ignored) -> None:
+    from ..config import from_dict, load_config, to_dict
+    from .broad import BroadConfig, logo as run_logo, train_broad
+
+    given = [k for k, v in ignored.items() if v is not None]
+    if given:
+        raise click.UsageError(f"--recipe broad does not take {', '.join(given)}")
+    d = to_dict(load_config(BroadConfig, config_file))
+    for key, value in (("epochs", epochs), ("lr", lr), ("seed", seed)):
+        if value is not None:
+            d["train"][key] = value
+    if freeze_stages is not None:
+        d["freeze_stages"] = freeze_stages
+    cfg = from_dict(BroadConfig, d, where=config_file or "broad")
+    final = train_broad(Path(out_dir), cfg, progress=not quiet)
+    click.echo(str(final))
+    if logo:
+        summary = run_logo(Path(out_dir), cfg, progress=not quiet)
+        for g, r in summary["groups"].items():
+            click.echo(f"held out {g:12s} mean tau {r['mean_tau']:.3f}  AUC {r['auc']:.3f}")
+        click.echo(f"leave-one-group-out mean tau {summary['mean_tau']:.3f} ({summary['label']}): "
+                   f"{Path(out_dir) / 'logo.json'}")
 
 
 def _print_folds(result: dict, out_dir: str) -> None:

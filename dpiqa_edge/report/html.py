@@ -8,7 +8,8 @@ import html as _html
 from pathlib import Path
 from typing import Any
 
-from .tables import accuracy_table, agreement_table, camera_table, cost_table
+from .tables import (accuracy_table, agreement_table, camera_family_table, camera_logo_table, camera_table,
+                     camera_tag_table, cost_table)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1200px;color:#222}
@@ -49,6 +50,15 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, Any, str]]:
         cam = report["camera"]
         out.append((f"Camera ladders ({cam['scenes']} held-out scenes, {cam['references']} photos, {cam['images']} images; "
                     f"{cam['label']})", camera_table, cam["note"]))
+        if len(next(iter(cam["rows"]))["per_distortion"]) > 10:
+            out.append(("Camera ladders: tau per distortion family", camera_family_table, ""))
+        if any((r["gate"] or {}).get("keep_by_tag") for r in cam["rows"]):
+            out.append(("Clean held-out photos kept, per content tag", camera_tag_table,
+                        "Intentional photography (bokeh, macro, portrait, night, low-key, panning, fog, minimal) "
+                        "must be kept like any clean photo."))
+        if cam.get("logo"):
+            out.append(("Leave-one-group-out: families the model never trained on", camera_logo_table,
+                        cam["logo"]["note"]))
     return out + [("Accuracy vs MOS", accuracy_table, ""), ("Agreement with the teacher and the float parent",
                                                              agreement_table, ""), ("Cost", cost_table, "")]
 

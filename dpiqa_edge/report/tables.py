@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 
 def fmt(v: Any, digits: int = 4) -> str:
     if v is None:
@@ -91,9 +93,11 @@ def cost_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def camera_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The camera section: mean tau, AUC, the keep/retake rates at each model's threshold, tau per
-    distortion, and the change from the float parent."""
+    distortion group (per distortion when there are few), and the change from the float parent."""
     cam = report["camera"]
-    names = list(next(iter(cam["rows"]))["per_distortion"])
+    first = next(iter(cam["rows"]))
+    by_group = len(first["per_distortion"]) > 10 and first.get("per_group")
+    names = list(first["per_group"] if by_group else first["per_distortion"])
     head = ["model", "mean tau [95% CI]", f"AUC pristine vs level>={cam['severe_level']} [95% CI]",
             "kept pristine / flagged L4 / L5 (threshold)", "change vs parent (tau / AUC)"] + names
     rows = []
@@ -104,8 +108,44 @@ def camera_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         p = r["vs_parent"]
         change = f"{p['mean_tau_change']:+.4f} / {p['auc_change']:+.4f} vs {p['parent']}" if p else ""
         name = r["name"] + (" (reference, negated)" if r["kind"] == "reference" else "")
-        rows.append([name, fmt_ci(r["mean_tau"]), fmt_ci(r["auc"]), gate, change]
-                    + [fmt(r["per_distortion"][d]["value"], 3) for d in names])
+        cells = ([fmt(r["per_group"].get(d), 3) for d in names] if by_group
+                 else [fmt(r["per_distortion"][d]["value"], 3) for d in names])
+        rows.append([name, fmt_ci(r["mean_tau"]), fmt_ci(r["auc"]), gate, change] + cells)
+    return head, rows
+
+
+def camera_family_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Tau per distortion family (rows) for every model and peer (columns), with the family's group."""
+    from ..data.families import FAMILIES
+
+    cam = report["camera"]
+    head = ["family", "group"] + [r["name"] for r in cam["rows"]]
+    names = list(next(iter(cam["rows"]))["per_distortion"])
+    return head, [[d, FAMILIES[d].group if d in FAMILIES else d]
+                  + [fmt(r["per_distortion"].get(d, {}).get("value"), 3) for r in cam["rows"]] for d in names]
+
+
+def camera_tag_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Share of clean held-out photos kept at each model's threshold, per content tag."""
+    cam = report["camera"]
+    rows_m = [r for r in cam["rows"] if (r["gate"] or {}).get("keep_by_tag")]
+    if not rows_m:
+        return ["tag"], []
+    tags = list(rows_m[0]["gate"]["keep_by_tag"])
+    head = ["tag", "clean photos"] + [r["name"] for r in rows_m]
+    return head, [[t, str(rows_m[0]["gate"]["keep_by_tag"][t]["n"])]
+                  + [_pct(r["gate"]["keep_by_tag"][t]["keep"]) for r in rows_m] for t in tags]
+
+
+def camera_logo_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Leave-one-group-out: the held-out group's tau beside the peers' on the same ladders."""
+    logo = report["camera"]["logo"]
+    peers = [k for k in next(iter(logo["groups"].values())) if k != "held_out_tau"]
+    head = ["held-out group", "model trained without it"] + peers
+    rows = [[g, fmt(v["held_out_tau"], 3)] + [fmt(v.get(p), 3) for p in peers] for g, v in logo["groups"].items()]
+    rows.append(["mean", fmt(logo["mean_tau"], 3)]
+                + [fmt(float(np.mean([v[p] for v in logo["groups"].values() if v.get(p) is not None])), 3)
+                   for p in peers])
     return head, rows
 
 
