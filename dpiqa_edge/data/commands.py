@@ -99,7 +99,7 @@ def photos(split: str, fetch: bool, cache: str | None) -> None:
     \b
     test photos are the held-out set every camera metric is reported on; val photos pick the best epoch
     and calibrate the gate threshold; train photos are the camera recipe's content.
-    Example: dpiqa-edge data photos --fetch          (~270 MB of packages, once; ~1 min)
+    Example: dpiqa-edge data photos --fetch          (~460 MB of packages, once; ~3 min)
     """
     from . import photos as pool
 
