@@ -281,6 +281,8 @@ class Server(HTTPServer):
 
     def server_close(self):
         super().server_close()
+        if not hasattr(self, "_watcher"):  # the bind failed inside HTTPServer.__init__: nothing else started
+            return
         with self._lock:
             self._closed = True
             waiting, self._waiting = list(self._waiting), {}
