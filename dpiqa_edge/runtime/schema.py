@@ -81,8 +81,8 @@ def check_threshold(value: Any, where: Any, field: str = "gate_threshold") -> fl
 
 
 def check_size(value: Any, where: Any, field: str = "preprocessing.size") -> tuple[int, int]:
-    """``[h, w]`` (or one int for a square) with each side in SIZE_MIN..SIZE_MAX."""
-    sides = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+    """``[h, w]`` with each side in SIZE_MIN..SIZE_MAX."""
+    sides = value
     if not isinstance(sides, (list, tuple)) or len(sides) != 2:
         raise _fail(where, field, f"{_short(value)} is not [height, width]")
     for side in sides:
@@ -159,7 +159,10 @@ def check_metadata(meta: dict[str, Any], where: Any) -> dict[str, Any]:
             check_bool(meta[key], where, f"metadata {key}")
     if meta.get("gate_threshold") is not None:
         check_threshold(meta["gate_threshold"], where, "metadata gate_threshold")
-    check_runtime_options(meta.get("runtime_options"), meta["target"], where, "metadata runtime_options")
+    if "runtime_options" in meta:  # absent is "none"; present must be an object
+        if not isinstance(meta["runtime_options"], dict):
+            raise _fail(where, "metadata runtime_options", f"{_short(meta['runtime_options'])} is not a JSON object")
+        check_runtime_options(meta["runtime_options"], meta["target"], where, "metadata runtime_options")
     return meta
 
 
@@ -182,11 +185,13 @@ def check_name(value: Any, folder: Path, where: Any, field: str) -> Path:
     if not isinstance(value, str) or not value or "\x00" in value or "\\" in value:
         raise _fail(where, field, f"{_short(value)} is not a file name")
     pure = PurePosixPath(value)
-    if pure.is_absolute() or any(part in ("..", "") for part in pure.parts) or value.startswith("~") or ":" in pure.parts[0]:
+    if (pure.is_absolute() or not pure.parts or any(part in ("..", ".", "") for part in pure.parts)
+            or value.startswith("~") or ":" in pure.parts[0]):
         raise _fail(where, field, f"{_short(value)} is not a plain name inside {folder}")
     path = folder / pure
     try:
-        inside = Path(os.path.realpath(path)).is_relative_to(Path(os.path.realpath(folder)))
+        real, root = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+        inside = real != root and real.is_relative_to(root)
     except (OSError, ValueError):
         inside = False
     if not inside:
