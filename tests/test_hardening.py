@@ -258,20 +258,42 @@ def test_bad_config_json_is_one_line_naming_the_field(tmp_path, config, field):
 
 
 # -- 3. import -------------------------------------------------------------------------------------
-def test_import_refuses_a_zip_bomb_before_inflating(tmp_path):
-    """A small .pth whose record declares far more than the file holds is refused from its header."""
-    bomb = tmp_path / "bomb.pth"
+@pytest.fixture(scope="module")
+def zip_bomb(tmp_path_factory) -> Path:
+    """A small .pth whose one record inflates to 200 MB of zeros (~200 kB on disk)."""
+    bomb = tmp_path_factory.mktemp("bomb") / "bomb.pth"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
         with zf.open("archive/data/0", "w", force_zip64=True) as fh:
             block = bytes(1 << 20)
-            for _ in range(200):  # 200 MB of zeros -> ~200 kB on disk
+            for _ in range(200):
                 fh.write(block)
     assert bomb.stat().st_size < 2 << 20
+    return bomb
+
+
+def test_import_refuses_a_zip_bomb_before_inflating(zip_bomb, tmp_path):
     t0 = time.perf_counter()
-    res = cli("import", bomb, "--out", tmp_path / "out")
+    res = cli("import", zip_bomb, "--out", tmp_path / "out")
     assert res.exit_code == 2 and "declares" in error_line(res) and "nothing was inflated" in error_line(res)
     assert time.perf_counter() - t0 < 30 and not (tmp_path / "out").exists()
+
+
+def test_import_peak_memory_on_a_zip_bomb_is_small(zip_bomb, tmp_path):
+    """The refusal comes before torch is imported (~600 MB of RSS by itself here): the whole command,
+    in its own process, peaks well under the issue's 300 MB."""
+    import subprocess
+    import sys
+
+    probe = ("import resource, subprocess, sys; "
+             "rc = subprocess.run([sys.executable, '-m', 'dpiqa_edge.cli', 'import', sys.argv[1], '--out', sys.argv[2]],"
+             " capture_output=True).returncode; "
+             "print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", probe, str(zip_bomb), str(tmp_path / "out")], capture_output=True,
+                         text=True, env=env, timeout=120)
+    rc, peak_kb = map(int, out.stdout.split())
+    assert rc == 2 and peak_kb < 300 * 1024, (rc, peak_kb, out.stderr)
 
 
 class _Reduce:

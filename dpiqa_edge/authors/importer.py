@@ -79,18 +79,22 @@ def import_authors(path: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
                    sd_path: str | None = None, prompt_embeddings: str | None = None, clip_path: str | None = None,
                    log: Callable[[str], None] | None = print) -> Path:
     """Import one released file into ``out_dir``; returns the folder. See the module docstring."""
-    import torch
-
     from ..io import atomic_path, check_out_dir, sha256_file
-    from .pickles import AuthorsStudent, AuthorsTeacher, module_state
-    from .student import is_student_state
-    from .teacher import is_teacher_state
+    from .archive import check_zip_budget
 
     say = log or (lambda _m: None)
     if kind not in KINDS:
         raise ConfigError(f"import: unknown --kind {kind!r}; valid: {', '.join(KINDS)}")
     path, out_dir = Path(path), Path(out_dir)
     check_out_dir(out_dir)  # only ever replace a folder of ours: a user's folder is refused before any work
+    if path.is_file() and path.suffix.lower() not in (".onnx", ".safetensors"):
+        check_zip_budget(path)  # before torch is imported: a refused file costs ~40 MB, not 600
+    import torch
+
+    from .pickles import AuthorsStudent, AuthorsTeacher, module_state
+    from .student import is_student_state
+    from .teacher import is_teacher_state
+
     # 1-2. Read and classify.
     form, obj = read_source(path)
     if form == "onnx":

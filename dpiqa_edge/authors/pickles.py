@@ -32,6 +32,7 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import ModelLoadError
+from .archive import check_zip_budget
 
 
 class RefusedPickle(ModelLoadError):
@@ -236,35 +237,6 @@ def load_untrusted(path: str | os.PathLike):
                              f"({' '.join(str(exc).split())[:160]}); nothing in it was run") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise ModelLoadError(f"{path}: not a readable torch checkpoint ({' '.join(str(exc).split())[:160]})") from None
-
-
-#: bytes a checkpoint may inflate to beyond its own size on disk: ``torch.save`` stores records
-#: uncompressed, so a real checkpoint (or a re-zipped one) never expands by more than this
-INFLATE_SLACK = 64 << 20
-
-
-def check_zip_budget(path: Path, slack: int = INFLATE_SLACK) -> None:
-    """Read at most a bounded number of bytes: a torch zip checkpoint's records are checked, by the sizes
-    their headers declare, against a budget of the file's own size + ``slack`` before any is inflated (a
-    2 MB file must not decompress to gigabytes). Legacy (non-zip) checkpoints are read as they are, so
-    they are bounded by their size on disk. The inflater (miniz) allocates and stops at the declared size."""
-    import zipfile
-
-    if not zipfile.is_zipfile(path):
-        return
-    budget = path.stat().st_size + slack
-    try:
-        with zipfile.ZipFile(path) as zf:
-            records = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: not a readable torch checkpoint (zip: {exc})") from None
-    total = 0
-    for info in records:
-        total += info.file_size
-        if info.file_size > budget or total > budget:
-            raise ModelLoadError(f"{path}: refused: record {info.filename[:80]!r} declares {info.file_size / 1e6:.0f} MB "
-                                 f"uncompressed ({total / 1e6:.0f} MB so far) from a {path.stat().st_size / 1e6:.1f} MB "
-                                 "file; a torch checkpoint stores its tensors uncompressed; nothing was inflated")
 
 
 def module_state(root) -> dict:
