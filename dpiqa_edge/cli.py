@@ -15,7 +15,7 @@ import sys
 import click
 
 from . import __version__
-from .errors import DpiqaError
+from .errors import DpiqaError, printable
 
 EPILOG = """\b
 The road:  data synth -> teacher train -> teacher score -> distill -> prune -> export -> check / report / serve
@@ -32,8 +32,16 @@ class _Group(click.Group):
         except DpiqaError as exc:
             if os.environ.get("DPIQA_TRACEBACK"):
                 raise
-            click.secho(f"error: {exc}", fg="red", err=True)
+            click.secho(f"error: {printable(exc)}", fg="red", err=True)
             ctx.exit(exc.exit_code)
+        except (OSError, MemoryError, RecursionError) as exc:
+            # the last net under "one line, never a traceback": a file the OS refuses, memory that runs out
+            if os.environ.get("DPIQA_TRACEBACK"):
+                raise
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            what = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            click.secho(f"error: {printable(where + ' '.join(str(what).split()))}", fg="red", err=True)
+            ctx.exit(2)
         except KeyboardInterrupt:
             click.secho("interrupted: artifacts already written are intact; training resumes from its last checkpoint", err=True)
             ctx.exit(130)

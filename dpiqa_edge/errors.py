@@ -7,6 +7,15 @@ traceback. Raise these instead of letting a backend's own exception escape.
 from __future__ import annotations
 
 
+def printable(text: str) -> str:
+    """``text`` safe to print on one terminal line: control characters (newline, ESC, NUL, ...) are
+    written as escapes (``\\n``, ``\\x1b``) so a file name cannot split a row or drive the terminal."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class DpiqaError(Exception):
     """Base class. ``exit_code`` is what ``dpiqa-edge`` exits with when this reaches the CLI."""
 

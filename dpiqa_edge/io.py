@@ -63,6 +63,63 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+#: files by which an output folder is recognised as this toolkit's own (an export, import or run folder)
+OWN_MARKERS = ("export.json", "config.json")
+
+
+def is_own_folder(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a folder this toolkit wrote: its ``export.json`` carries our artifact metadata
+    (``metadata.dpiqa_edge_version``) or its ``config.json`` our ``model_type`` and ``producer_version``."""
+    path = Path(path)
+    for name in OWN_MARKERS:
+        marker = path / name
+        if marker.is_symlink() or not marker.is_file() or marker.stat().st_size > 16 << 20:
+            continue
+        try:
+            record = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        meta = record.get("metadata")
+        if name == "export.json" and isinstance(meta, dict) and isinstance(meta.get("dpiqa_edge_version"), str):
+            return True
+        if (name == "config.json" and str(record.get("model_type", "")).startswith("dpiqa_")
+                and isinstance(record.get("producer_version"), str)):
+            return True
+    return False
+
+
+def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Refuse an output folder that cannot be replaced without losing someone's files.
+
+    Fine: a path that does not exist yet, an empty folder, or a folder this toolkit wrote
+    (:func:`is_own_folder`; replaced whole only once the new one is complete, ``atomic_path``).
+    Refused with a one-line :class:`~dpiqa_edge.errors.ConfigError` (exit 2): a symbolic link, a file, a
+    folder holding anything else, or a parent that is not a folder.
+    """
+    from .errors import ConfigError
+
+    path = Path(path)
+    if path.is_symlink():
+        raise ConfigError(f"{path}: {option} is a symbolic link; give the real folder (or a new name)")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"{path}: {option} is inside {parent}, which is not a folder")
+    if not path.exists():
+        return path
+    if not path.is_dir():
+        raise ConfigError(f"{path}: {option} exists and is not a folder; give a new folder name")
+    try:
+        empty = next(path.iterdir(), None) is None
+    except OSError as exc:
+        raise ConfigError(f"{path}: {option} cannot be listed ({exc.strerror or exc})") from None
+    if not empty and not is_own_folder(path):
+        raise ConfigError(f"{path}: {option} holds files dpiqa-edge did not write (no export.json / config.json of "
+                          "ours); refusing to replace it: give a new or empty folder")
+    return path
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_write(path, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -89,6 +146,10 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ModelLoadError(f"{path}: file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ModelLoadError(f"{path}: not valid JSON (nested too deeply)") from None
+    except IsADirectoryError:
+        raise ModelLoadError(f"{path}: a folder, expected a JSON file") from None
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

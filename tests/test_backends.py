@@ -257,7 +257,7 @@ def test_gate_threshold_is_optional_but_typed(artifacts, tmp_path):
     _onnx_props(f, gate_threshold=None)
     assert load_backend(f).metadata["gate_threshold"] is None  # `check` then needs --threshold
     _onnx_props(f, gate_threshold='"high"')
-    with pytest.raises(ModelLoadError, match="gate_threshold=.* is not a number"):
+    with pytest.raises(ModelLoadError, match="gate_threshold 'high' is not a finite number in 0-100"):
         load_backend(f)
 
 

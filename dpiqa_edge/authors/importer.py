@@ -39,10 +39,22 @@ def read_source(path: Path):
     if path.suffix.lower() == ".onnx":
         import onnx
 
+        from .onnx_map import MappingError, check_student_shape, custom_domains
+
         try:  # read now so a broken file fails before anything is written; the graph is read again to map it
-            onnx.checker.check_model(onnx.load(str(path), load_external_data=False))
+            proto = onnx.load(str(path), load_external_data=False)
+            domains = custom_domains(proto)
+            if not domains:
+                onnx.checker.check_model(proto)
         except Exception as exc:  # noqa: BLE001 - protobuf decode errors, checker errors: one line
             raise ModelLoadError(f"{path}: not a readable ONNX model ({' '.join(str(exc).split())[:160]})") from None
+        if domains:
+            raise ModelLoadError(f"{path}: uses custom operators (domain {', '.join(map(repr, domains))[:120]}); "
+                                 "the authors' student is plain ONNX: refused, nothing was run")
+        try:
+            check_student_shape(proto)
+        except MappingError as exc:
+            raise ModelLoadError(f"{path}: not the authors' student ({exc})") from None
         return "onnx", None
     if path.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError
@@ -67,17 +79,22 @@ def import_authors(path: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
                    sd_path: str | None = None, prompt_embeddings: str | None = None, clip_path: str | None = None,
                    log: Callable[[str], None] | None = print) -> Path:
     """Import one released file into ``out_dir``; returns the folder. See the module docstring."""
-    import torch
-
-    from ..io import atomic_path, sha256_file
-    from .pickles import AuthorsStudent, AuthorsTeacher, module_state
-    from .student import is_student_state
-    from .teacher import is_teacher_state
+    from ..io import atomic_path, check_out_dir, sha256_file
+    from .archive import check_zip_budget
 
     say = log or (lambda _m: None)
     if kind not in KINDS:
         raise ConfigError(f"import: unknown --kind {kind!r}; valid: {', '.join(KINDS)}")
     path, out_dir = Path(path), Path(out_dir)
+    check_out_dir(out_dir)  # only ever replace a folder of ours: a user's folder is refused before any work
+    if path.is_file() and path.suffix.lower() not in (".onnx", ".safetensors"):
+        check_zip_budget(path)  # before torch is imported: a refused file costs ~40 MB, not 600
+    import torch
+
+    from .pickles import AuthorsStudent, AuthorsTeacher, module_state
+    from .student import is_student_state
+    from .teacher import is_teacher_state
+
     # 1-2. Read and classify.
     form, obj = read_source(path)
     if form == "onnx":
@@ -101,6 +118,7 @@ def import_authors(path: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
             _teacher(obj, path, tmp, source, label_range, sd_path, prompt_embeddings, clip_path, say)
         else:
             _student(form, obj, path, tmp, source, label_range, input_size, say)
+        check_out_dir(out_dir)  # again just before the rename: the folder may have been made meanwhile
     say(f"import: wrote {out_dir}")
     return out_dir
 

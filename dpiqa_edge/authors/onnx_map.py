@@ -171,6 +171,34 @@ def io_names(proto) -> tuple[str, str, str]:
     return inputs[0], scores[0], maps[0]
 
 
+#: operator domains of a graph ``torch.onnx.export`` writes; anything else is a custom op (a library of
+#: someone's kernels onnxruntime would have to load), which the authors' student never uses
+STANDARD_DOMAINS = ("", "ai.onnx")
+
+
+def custom_domains(proto) -> list[str]:
+    """Operator domains of ``proto`` (opset imports, nodes, local functions) outside :data:`STANDARD_DOMAINS`."""
+    found = {o.domain for o in proto.opset_import} | {n.domain for n in proto.graph.node}
+    for fn in proto.functions:
+        found |= {fn.domain} | {n.domain for n in fn.node}
+    return sorted(d for d in found if d not in STANDARD_DOMAINS)
+
+
+def check_student_shape(proto) -> None:
+    """The authors' student as a graph: one 3-channel image input (N, 3, H, W), a score and a 4-d map out,
+    an EfficientNet's convolutions, the head's three linear layers and its transposed convolution.
+    A graph that is none of that (any small ONNX) is a :class:`MappingError`."""
+    inp, _, _ = io_names(proto)
+    dims = input_dims(proto, inp)
+    if len(dims) != 4 or dims[1] != 3:
+        raise MappingError(f"input {inp!r} has dims {dims}, not an image batch (N, 3, H, W)")
+    ops = [n.op_type for n in proto.graph.node]
+    convs, linears = ops.count("Conv"), ops.count("Gemm") + ops.count("MatMul")
+    if convs < 16 or linears < 3 or "ConvTranspose" not in ops:
+        raise MappingError(f"{convs} convolutions, {linears} linear layers, {ops.count('ConvTranspose')} transposed "
+                           "convolutions: not an EfficientNet with the authors' head (fc1-fc3 and a ConvTranspose map)")
+
+
 def input_dims(proto, name: str) -> list[int | str]:
     (inp,) = [i for i in proto.graph.input if i.name == name]
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in inp.type.tensor_type.shape.dim]
@@ -183,6 +211,7 @@ def wrap(src: str | Path, dst: Path, scale: float, offset: float) -> dict:
     from onnx import TensorProto, helper
 
     proto = onnx.load(str(src))
+    check_student_shape(proto)
     inp, score, fmap = io_names(proto)
     graph = proto.graph
     # their names -> ours; their outputs get private names first (they may already be called "score")

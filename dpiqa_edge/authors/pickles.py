@@ -32,10 +32,81 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import ModelLoadError
+from .archive import check_zip_budget
+
+
+class RefusedPickle(ModelLoadError):
+    """A stand-in was given what the real class never is (constructor arguments, hooks, a foreign value)."""
+
+
+#: the hook tables every ``nn.Module`` pickles; a saved model's are empty, so anything in them is refused
+#: (``state_dict()`` would call a hook the file put there)
+_HOOK_TABLES = ("_backward_pre_hooks", "_backward_hooks", "_forward_hooks", "_forward_hooks_with_kwargs",
+                "_forward_hooks_always_called", "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs",
+                "_state_dict_hooks", "_state_dict_pre_hooks", "_load_state_dict_pre_hooks",
+                "_load_state_dict_post_hooks")
+
+
+def _plain(value, depth: int = 0) -> bool:
+    """Data a module attribute may hold: numbers, text, None, tensors, stand-ins and containers of them;
+    never anything callable (a function or class from the file)."""
+    import torch
+
+    if depth > 32:
+        return False
+    if value is None or value is _inert or isinstance(value, (bool, int, float, complex, str, bytes, torch.Tensor,
+                                                               torch.dtype, torch.device, PickledModule, PickledObject)):
+        return True  # _inert: our own stand-in for a function the file names (ftfy.fix_text), never called
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _check_module_state(cls: type, state) -> dict:
+    """What ``torch.save`` of a real module stores as its state (its ``__dict__``), checked field by field."""
+    import torch
+
+    name = cls.__name__
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise RefusedPickle(f"a {name} state that is not a dict of attribute names")
+    for key in _HOOK_TABLES:
+        if state.get(key):
+            raise RefusedPickle(f"a {name} whose {key} is not empty (a saved model holds no hooks)")
+    tables = {"_parameters": (torch.Tensor,), "_buffers": (torch.Tensor,), "_modules": (PickledModule,)}
+    for key, kinds in tables.items():
+        table = state.get(key, {})
+        if not isinstance(table, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, kinds))
+                                                  for k, v in table.items()):
+            raise RefusedPickle(f"a {name} whose {key} is not a table of {kinds[0].__name__}s")
+    if not isinstance(state.get("training", False), bool):
+        raise RefusedPickle(f"a {name} whose training flag is not a bool")
+    for key, value in state.items():
+        if key not in tables and not _plain(value):
+            raise RefusedPickle(f"a {name} whose {key} is a {type(value).__name__}, not data")
+    return state
 
 
 class PickledModule(nn.Module):
-    """Inert stand-in for a pickled module: holds what the pickle stored, runs nothing of it."""
+    """Inert stand-in for a pickled module: holds what the pickle stored, runs nothing of it.
+
+    It is built only the way the unpickler rebuilds a real module (``__new__`` with no arguments, then its
+    ``__dict__`` as state): constructor arguments (a REDUCE) or state holding hooks, foreign tables or
+    callables are a :class:`RefusedPickle`."""
+
+    def __new__(cls, *args, **kwargs):
+        if args or kwargs:
+            raise RefusedPickle(f"{cls.__name__} built with arguments; a saved module is rebuilt without any")
+        return super().__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        if args or kwargs:
+            raise RefusedPickle(f"{type(self).__name__} built with arguments; a saved module is rebuilt without any")
+        super().__init__()
+
+    def __setstate__(self, state):
+        super().__setstate__(_check_module_state(type(self), state))
 
     def forward(self, *args, **kwargs):
         raise RuntimeError("a module read from an untrusted pickle is data only; map its weights onto a dpiqa model")
@@ -53,14 +124,23 @@ class PickledObject:
     """Inert stand-in for a non-module object (tokenizer, attention processor): accepts and drops its state."""
 
     def __new__(cls, *args, **kwargs):
+        if not _plain(args) or not _plain(kwargs):
+            raise RefusedPickle(f"{cls.__name__} built from something that is not data")
         return super().__new__(cls)
 
-    def __setstate__(self, state):
+    def __init__(self, *args, **kwargs):
         pass
+
+    def __setstate__(self, state):
+        if not _plain(state):
+            raise RefusedPickle(f"{type(self).__name__} state that is not data")
 
 
 def _inert(*args, **kwargs):
-    """Stand-in for a rebuild function the pickle calls (e.g. compiling a regex): returns an inert object."""
+    """Stand-in for a rebuild function the pickle calls (e.g. compiling a regex): returns an inert object.
+    Its arguments must be data (a pattern, flags): nothing they name is called."""
+    if not _plain(args) or not _plain(kwargs):
+        raise RefusedPickle("a rebuild function called with something that is not data")
     return PickledObject()
 
 
@@ -140,10 +220,13 @@ def load_untrusted(path: str | os.PathLike):
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"{path}: file not found")
+    check_zip_budget(path)
     safe = [(obj, name) for name, obj in ALLOWLIST.items()]
     try:
         with torch.serialization.safe_globals(safe):
             return torch.load(str(path), map_location="cpu", weights_only=True)
+    except RefusedPickle as exc:
+        raise ModelLoadError(f"{path}: refused: {exc}; nothing in it was run") from None
     except pickle.UnpicklingError as exc:
         found = _REFUSED.search(str(exc))
         if found:

@@ -79,7 +79,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
     job = _prepare(model_dir, target, precision, out_dir, given, say, int8_options)
     _reference(job, parity_data, parity_images, gate_images, calib, calib_images, max_srcc_drop, accuracy_control)
 
-    from ..io import atomic_path
+    from ..io import atomic_path, check_out_dir
     from ..quiet import LOG_NAME
 
     with atomic_path(job.out) as tmp:  # built under a temporary name; renamed only when every step passed
@@ -104,6 +104,7 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
         record = _describe(job, tmp, artifact, info, label, par, gate,
                            {"convert": round(t_convert, 2), "verify": round(t_parity, 2),
                             "total": round(time.perf_counter() - t0, 2)}, LOG_NAME)
+        check_out_dir(job.out)  # again just before the rename: the folder may have been made meanwhile
     verdict = "passed" if par["passed"] else "measured; " + str((gate or {}).get("reason") or "no gate data")
     say(f"export: wrote {job.out} ({record['size_bytes'] / 1e6:.1f} MB, parity {par['label']} {verdict})")
     return job.out
@@ -148,7 +149,7 @@ def _prepare(model_dir, target, precision, out_dir, given, say, int8_options) ->
     from importlib import import_module
 
     from ..errors import ConfigError
-    from ..io import read_json
+    from ..io import check_out_dir, read_json
     from ..runtime.preprocess import Preprocess
     from ..student import load_student
 
@@ -156,6 +157,7 @@ def _prepare(model_dir, target, precision, out_dir, given, say, int8_options) ->
     model_dir, name = _find_model(model_dir, say)
     out = (Path(out_dir) if out_dir is not None
            else default_out_dir(model_dir, target, precision, compression=given.get("compression"), name=name))
+    check_out_dir(out)  # only ever replace a folder of ours: a user's folder is refused before any work
     model, _cfg = load_student(model_dir, allow_onnx=True)
     model.eval()
     module = import_module(f".{target}", __name__)

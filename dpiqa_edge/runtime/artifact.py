@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import ModelLoadError
 from .formats import BY_SUFFIX, FORMATS, file_types
+from .schema import check_export_record, check_metadata, check_name
 
 #: artifact file suffix -> backend name (the format table's, ``runtime/formats.py``)
 SUFFIX_TO_BACKEND = BY_SUFFIX
@@ -57,22 +58,14 @@ def decode_metadata(raw: dict[str, str], where: str) -> dict[str, Any]:
         if key in _JSON_KEYS and isinstance(value, str):
             try:
                 value = json.loads(value)
-            except json.JSONDecodeError:
-                raise ModelLoadError(f"{where}: metadata {key}={value!r} is not valid JSON") from None
+            except (json.JSONDecodeError, RecursionError):
+                raise ModelLoadError(f"{where}: metadata {key}={value[:60]!r} is not valid JSON") from None
         meta[key] = value
     meta.setdefault("gate_threshold", None)
-    if meta["gate_threshold"] is not None and not isinstance(meta["gate_threshold"], (int, float)):
-        raise ModelLoadError(f"{where}: metadata gate_threshold={meta['gate_threshold']!r} is not a number")
-    if not isinstance(meta["preprocessing"], dict) or "size" not in meta["preprocessing"]:
-        raise ModelLoadError(f"{where}: metadata preprocessing has no input size")
     if meta["higher_is_better"] is not True or meta["score_range"] != "0,100":
         raise ModelLoadError(f"{where}: metadata says score_range={meta['score_range']!r}, "
                              f"higher_is_better={meta['higher_is_better']!r}; dpiqa-edge artifacts are 0,100 / true")
-    if not isinstance(meta.get("runtime_options", {}), dict):
-        raise ModelLoadError(f"{where}: metadata runtime_options={meta['runtime_options']!r} is not a JSON object")
-    if meta["target"] not in FORMATS:
-        names = list(FORMATS)
-        raise ModelLoadError(f"{where}: metadata target {meta['target']!r} is not {', '.join(names[:-1])} or {names[-1]}")
+    check_metadata(meta, where)  # types, ranges and allowlists of every field the runtime uses (runtime/schema.py)
     return meta
 
 
@@ -109,8 +102,8 @@ def resolve_artifact(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
         export_json = path / "export.json"
         if export_json.is_file():
             record = _read_export_json(export_json)
-            file = path / str(record.get("artifact", ""))
-            if not record.get("artifact") or not file.exists():
+            file = check_name(record["artifact"], path, export_json, "artifact")
+            if not file.exists():
                 raise ModelLoadError(f"{export_json}: names artifact {record.get('artifact')!r}, which is not in {path}")
         else:
             found = sorted(p for p in path.iterdir() if p.suffix in SUFFIX_TO_BACKEND and not p.name.startswith("."))
@@ -204,16 +197,13 @@ def coreml_metadata(file: Path) -> dict[str, str]:
 def _read_export_json(path: Path) -> dict[str, Any]:
     from ..io import read_json
 
-    record = read_json(path)
-    if not isinstance(record, dict):
-        raise ModelLoadError(f"{path}: expected a JSON object")
-    return record
+    return check_export_record(read_json(path), path)
 
 
 def _check_sizes(export_json: Path, record: dict[str, Any]) -> None:
     folder = export_json.parent
     for rel, size in (record.get("files") or {}).items():
-        f = folder / rel
+        f = check_name(rel, folder, export_json, "files key")
         if not f.is_file():
             raise ModelLoadError(f"{f}: missing (listed in {export_json.name})")
         actual = f.stat().st_size

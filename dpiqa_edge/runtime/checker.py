@@ -20,6 +20,9 @@ from .gate import CameraGate, judge_image
 from .sources import Item, Source, batched, cpu_workers, decode_images, video_frames
 
 FAILING = ("retake", "error")
+#: decoded images and frames held ahead of and inside one inference call, in bytes: ``--batch-size``
+#: and the decode read-ahead are cut to fit, so a large batch of a large model cannot exhaust memory
+READ_AHEAD_BYTES = 256 << 20
 
 
 def record(item_or_source: Any, frame: int | None, score: float | None, verdict: str, reason: str, smoothed: float | None = None, check: str | None = None) -> dict:
@@ -71,9 +74,17 @@ def check_sources(
             i += 1
 
 
+def _input_bytes(scorer) -> int:
+    """Bytes of one prepared input (float32 3xHxW, or uint8 HxWx3 for raw-input artifacts)."""
+    h, w = scorer.preprocess.size
+    return 3 * h * w * (1 if getattr(scorer, "raw_input", False) else 4)
+
+
 def _check_images(scorer, sources, threshold, bs, workers, tick) -> Iterator[dict]:
-    items = decode_images(sources, scorer.prepare, workers=workers, ahead=max(2 * bs, 8))
-    for batch in batched(items, bs):
+    fit = max(1, READ_AHEAD_BYTES // (2 * _input_bytes(scorer)))  # the batch in hand + the one read ahead
+    bs = min(bs, fit)
+    items = decode_images(sources, scorer.prepare, workers=workers, ahead=max(1, min(max(2 * bs, 8), fit)))
+    for batch in batched(items, bs, READ_AHEAD_BYTES // 2):
         good = [it for it in batch if it.x is not None]
         scores = iter(scorer.run_prepared(np.stack([it.x for it in good]))[0]) if good else iter(())
         for it in batch:
@@ -91,7 +102,7 @@ def _check_stream(scorer, source, threshold, gate_options, bs, max_frames, tick)
     try:
         frames = video_frames(source, scorer.prepare, max_frames=max_frames)
         # A live camera gets a verdict per frame as it arrives; a file can be batched.
-        for batch in batched(frames, 1 if source.kind == "camera" else bs):
+        for batch in batched(frames, 1 if source.kind == "camera" else bs, READ_AHEAD_BYTES // 2):
             yield from _gate_batch(scorer, gate, batch)
             tick(len(batch))
     except DpiqaError as exc:  # cannot be opened: a named failure, the run goes on

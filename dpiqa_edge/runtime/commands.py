@@ -23,6 +23,19 @@ Exit codes: 0 every input kept; 1 some input is retake or cannot be read (each n
 """
 
 
+#: largest --batch-size (the byte budget in runtime.checker cuts it further for large inputs)
+MAX_BATCH = 1024
+
+
+def _finite(param, value):
+    """click's FloatRange lets NaN through (every comparison with NaN is false): refuse it here."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number", param=param)
+    return value
+
+
 @click.command(epilog=EPILOG)
 @click.option("--model", "artifact", default=None, type=click.Path(),
               help="Artifact file (.onnx, .xml, .mlpackage) or its export folder [default: the shipped default model, "
@@ -30,15 +43,18 @@ Exit codes: 0 every input kept; 1 some input is retake or cannot be read (each n
 @click.argument("inputs", nargs=-1, type=click.Path())
 @click.option("--camera", type=int, help="Also read frames from camera device N (OpenCV index).")
 @click.option("--frames", "max_frames", type=click.IntRange(min=1), help="Stop each video/camera after N frames (camera default: until Ctrl-C).")
-@click.option("--threshold", type=click.FloatRange(0, 100), help="Gate threshold on 0-100 [default: the artifact's calibrated gate_threshold].")
+@click.option("--threshold", type=click.FloatRange(0, 100), callback=lambda c, p, v: _finite(p, v),
+              help="Gate threshold on 0-100 [default: the artifact's calibrated gate_threshold].")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per image/frame on stdout: input, frame, score, verdict, reason.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Images per inference call (1 for fixed-batch artifacts).")
-@click.option("--threads", type=click.IntRange(min=1), help="Inference threads [default: the backend's].")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=8, show_default=True,
+              help="Images per inference call (1 for fixed-batch artifacts; cut further so decoded images held stay under 256 MB).")
+@click.option("--threads", type=click.IntRange(1, 256), help="Inference threads [default: the backend's].")
 @click.option("--precision-hint", help="Execution precision to ask the backend for (OpenVINO: f32 | bf16 | f16 | default = the plugin's "
               "own choice; when omitted: f32 for fp32/fp16 IRs, the plugin's choice for int8 IRs; CoreML on macOS: cpu | all). Reported in the table title.")
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Walk sub-folders of folder inputs.")
 @click.option("--min-stable", type=click.IntRange(min=1), default=5, show_default=True, help="Frames that must agree before the gate's verdict changes.")
-@click.option("--hysteresis", type=click.FloatRange(min=0), default=2.5, show_default=True, help="Half-width of the dead band around the threshold (score points).")
+@click.option("--hysteresis", type=click.FloatRange(0, 50), default=2.5, show_default=True, callback=lambda c, p, v: _finite(p, v),
+              help="Half-width of the dead band around the threshold (score points).")
 def check(artifact, inputs, camera, max_frames, threshold, as_json, batch_size, threads, precision_hint, recursive, min_stable,
           hysteresis) -> None:
     """Check image quality with an exported model: 0-100 per image or frame, keep or retake."""
@@ -104,13 +120,16 @@ def _print_table(rows, scorer, threshold, summary) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from ..errors import printable
+
     style = {"keep": "green", "retake": "yellow", "error": "red", "wait": "dim"}
-    table = Table(title=f"{scorer.label} - threshold {threshold:g} (0-100, higher = better)")
+    table = Table(title=escape(printable(f"{scorer.label} - threshold {threshold:g} (0-100, higher = better)")))
     for col, kw in (("input", {}), ("score", {"justify": "right"}), ("verdict", {}), ("reason", {"overflow": "fold"})):
         table.add_column(col, **kw)
     for r in rows:
         score = "" if r["score"] is None else f"{r['score']:.1f}"
-        table.add_row(escape(r["label"]), score, f"[{style.get(r['verdict'], 'default')}]{r['verdict']}[/]", escape(r["reason"]))
+        table.add_row(escape(printable(r["label"])), score, f"[{style.get(r['verdict'], 'default')}]{r['verdict']}[/]",
+                      escape(printable(r["reason"])))
     console = Console()
     if not console.is_terminal:  # piped to a file: keep full paths on one line rather than fold at 80 columns
         console = Console(width=240)

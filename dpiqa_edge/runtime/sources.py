@@ -143,22 +143,37 @@ def video_frames(
     stop = stop or threading.Event()
     done = object()
 
+    declared = _frame_count(cap) if source.kind != "camera" else 0
+
     def reader() -> None:
-        n = 0
+        n = failed = 0
         try:
-            while not stop.is_set() and (max_frames is None or n < max_frames):
+            while not stop.is_set() and (max_frames is None or n + failed < max_frames):
                 ok, bgr = cap.read()
                 if not ok or bgr is None:
+                    # A damaged frame: the container says more follow, so count it and try the next; a
+                    # run of failures (or the end the container declares) ends the stream.
+                    if n + failed < declared and failed < MAX_FRAME_FAILURES:
+                        failed += 1
+                        continue
                     break
                 try:
                     rgb = np.ascontiguousarray(bgr[:, :, ::-1]) if bgr.ndim == 3 and bgr.shape[2] == 3 else bgr
-                    item = Item(source, n, x=prepare(rgb), rgb=rgb)
+                    item = Item(source, n + failed, x=prepare(rgb), rgb=rgb)
                 except DpiqaError as exc:
-                    item = Item(source, n, error=str(exc))
+                    item = Item(source, n + failed, error=str(exc))
                 _put(q, item, stop)
                 n += 1
-            if n == 0:
+            if n == 0 and not failed:
                 _put(q, Item(source, None, error=f"{source.name}: no frame could be decoded"), stop)
+            # frames the container declares that never became a verdict: skipped ones and any after the end
+            limit = declared if max_frames is None else min(declared, max_frames)
+            short = max(0, limit - n - failed)  # a container's count may be an estimate (mkv, webm): allow 2%
+            unread = failed + (short if short > max(1, limit // 50) else 0)
+            if unread > 0 and not stop.is_set():
+                total = max(limit, n + failed)
+                _put(q, Item(source, None, error=f"{source.name}: {unread} of {total} frames could not be decoded "
+                                                 "(damaged or truncated video)"), stop)
         except Exception as exc:  # noqa: BLE001 - reported as this source's failure, not a crash
             _put(q, Item(source, None, error=f"{source.name}: read failed ({type(exc).__name__}: {exc})"), stop)
         finally:
@@ -178,6 +193,21 @@ def video_frames(
         t.join(timeout=5)
 
 
+#: consecutive-or-not undecodable frames skipped before a video is given up
+MAX_FRAME_FAILURES = 1000
+
+
+def _frame_count(cap) -> int:
+    """Frames the container declares (0 when it does not say, e.g. a stream)."""
+    import cv2
+
+    try:
+        count = float(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    except Exception:  # noqa: BLE001 - a backend without the property
+        return 0
+    return int(count) if count == count and 0 < count < 1e9 else 0
+
+
 def _put(q, item, stop: threading.Event) -> None:
     import queue
 
@@ -189,16 +219,23 @@ def _put(q, item, stop: threading.Event) -> None:
             continue
 
 
-def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    """Group items into lists of at most ``size``."""
+def batched(items: Iterable[Item], size: int, max_bytes: int | None = None) -> Iterator[list[Item]]:
+    """Group items into lists of at most ``size`` items and (when given) about ``max_bytes`` of arrays."""
     batch: list[Item] = []
+    held = 0
     for it in items:
         batch.append(it)
-        if len(batch) >= size:
+        held += item_bytes(it)
+        if len(batch) >= size or (max_bytes is not None and held >= max_bytes):
             yield batch
-            batch = []
+            batch, held = [], 0
     if batch:
         yield batch
+
+
+def item_bytes(it: Any) -> int:
+    """Bytes of the arrays an Item holds (its prepared tensor and, for frames, the decoded frame)."""
+    return sum(a.nbytes for a in (getattr(it, "x", None), getattr(it, "rgb", None)) if isinstance(a, np.ndarray))
 
 
 def cpu_workers() -> int:

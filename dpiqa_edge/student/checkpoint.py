@@ -74,6 +74,10 @@ def read_student_config(directory: str | os.PathLike) -> tuple[StudentConfig, di
     if not directory.is_dir():
         raise ModelLoadError(f"{directory}: student folder not found")
     meta = read_json(directory / "config.json")
+    if isinstance(meta, dict) and meta.get("model_type") == MODEL_TYPE:
+        from ..runtime.schema import check_config
+
+        check_config(meta, directory / "config.json")  # sizes, names and thresholds before anything is built
     if not isinstance(meta, dict) or meta.get("model_type") != MODEL_TYPE:
         got = meta.get("model_type") if isinstance(meta, dict) else type(meta).__name__
         raise ModelLoadError(f"{directory / 'config.json'}: model_type {got!r} is not {MODEL_TYPE!r}")

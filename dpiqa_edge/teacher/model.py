@@ -274,6 +274,9 @@ def load_teacher(teacher_dir: str | os.PathLike, device: str | torch.device = "c
     if not isinstance(meta, dict) or meta.get("model_type") != MODEL_TYPE:
         got = meta.get("model_type") if isinstance(meta, dict) else None
         raise ModelLoadError(f"{teacher_dir}: not a DP-IQA teacher checkpoint (model_type {got!r}, expected {MODEL_TYPE!r})")
+    from ..runtime.schema import check_config
+
+    check_config(meta, teacher_dir / "config.json")
     try:
         config = from_dict(TeacherConfig, meta.get("config", {}), where=str(teacher_dir / "config.json"))
     except ConfigError as exc:

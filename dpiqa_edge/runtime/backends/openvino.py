@@ -73,6 +73,10 @@ class OpenVINOBackend(Backend):
             found = [sorted(o.get_names()) for o in self.compiled.outputs]
             raise ModelLoadError(f"{self.file}: expected outputs score, quality_map; found {found}")
         self._outputs = (by_name["score"], by_name["quality_map"])
+        from ..schema import check_input_shape
+
+        shape = self.compiled.inputs[0].get_partial_shape()
+        check_input_shape([d.get_length() if d.is_static else "?" for d in shape], self.metadata, self.file)
         # An InferRequest is not safe to share across threads; compiled-model calls create their own.
         self.thread_safe = False
 
