@@ -51,3 +51,16 @@ class GateError(DpiqaError):
     """An accuracy gate (``--max-srcc-drop``) was exceeded: exit 1."""
 
     exit_code = 1
+
+
+class MissingExtraError(DpiqaError):
+    """An optional dependency is not installed: exit 2, naming the extra that brings it.
+
+    Args:
+        message: what needed it (one line).
+        extra: the extra(s) to install, e.g. ``"openvino"`` or ``"train,coreml"``.
+    """
+
+    def __init__(self, message: str, extra: str):
+        self.extra = extra
+        super().__init__(f"{message}; install it with: pip install 'dpiqa-edge[{extra}]'")

@@ -34,6 +34,9 @@ async function fetchBytes(url, what) {
     throw new core.PageError(`${url}: cannot be fetched (${e.message})`);
   }
   if (!res.ok) {
+    if (res.status === 403) {
+      throw new core.PageError(`${url}: not readable by the server (${what}): its file permissions keep the serving user out; make the folder readable (chmod -R a+rX) on the server`);
+    }
     const why = res.status === 404 ? "not found" : `HTTP ${res.status}`;
     throw new core.PageError(`${url}: ${why} (${what}). This folder is incomplete: export it again with dpiqa-edge export --target web`);
   }
