@@ -165,6 +165,7 @@ def _prepare(model_dir, target, precision, out_dir, given, say, int8_options) ->
     from ..student import load_student
 
     spec = check_options(target, precision, given)
+    _need_modules(target, precision)
     model_dir, name = _find_model(model_dir, say)
     out = (Path(out_dir) if out_dir is not None
            else default_out_dir(model_dir, target, precision, compression=given.get("compression"), name=name))
@@ -441,3 +442,21 @@ def _reuse_shipped_int8(out_dir, say) -> Path:
         f"gate are in export.json; give --calib to quantize anew)")
     say(f"export: wrote {out}")
     return out
+
+
+#: target -> modules its conversion imports (int8: and its quantizer's), checked before any work
+_REQUIRES = {"onnx": ("onnx",), "web": ("onnx",), "openvino": ("onnx", "openvino"), "coreml": ("torch", "coremltools")}
+_REQUIRES_INT8 = {"onnx": ("sympy",), "web": ("sympy",), "openvino": ("nncf",)}
+
+
+def _need_modules(target: str, precision: str) -> None:
+    """A missing converter is one line naming the extra, before minutes of work (not a traceback after)."""
+    import importlib.util
+
+    from ..errors import MODULE_EXTRA, MissingExtraError
+
+    needed = _REQUIRES.get(target, ()) + (_REQUIRES_INT8.get(target, ()) if precision == "int8" else ())
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    if missing:
+        extra = {"openvino": "openvino", "coreml": "train,coreml"}.get(target) or MODULE_EXTRA[missing[0]]
+        raise MissingExtraError(f"export --target {target} --precision {precision} needs {', '.join(missing)}", extra)
