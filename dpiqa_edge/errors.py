@@ -69,7 +69,7 @@ class MissingExtraError(DpiqaError):
 #: the extras of ``pip install dpiqa-edge[EXTRA]`` and what each enables (README "Extras", ``dpiqa-edge --help``);
 #: the base install is the runtime: ``check``, ``serve``, ``QualityScorer`` on ONNX artifacts and the shipped model
 EXTRAS: dict[str, str] = {
-    "onnx": "export --model default --target onnx|web (fp32, fp16, INT8) without torch",
+    "onnx": "export --model default --target onnx / web (fp32, fp16, INT8), without torch",
     "openvino": "OpenVINO: export --target openvino (fp32, fp16, INT8 via NNCF), check/report on .xml",
     "coreml": "CoreML: export --target coreml (with [train]), check/report on .mlpackage",
     "train": "torch: teacher, distill, prune, import, export of your own students, demo",
