@@ -1,15 +1,21 @@
-"""Run ``dpiqa-edge`` with every optional dependency unimportable (as after a plain ``pip install dpiqa-edge``):
+"""Run ``dpiqa-edge`` with optional dependencies unimportable (as after a plain ``pip install dpiqa-edge``):
 ``python tests/_block_extras.py ARGS...``. A ``sys.meta_path`` finder refuses the top-level modules the extras
-bring (``errors.MODULE_EXTRA``) except the base install's onnxruntime, and ``find_spec`` reports them absent."""
+bring (``errors.MODULE_EXTRA``) except the base install's onnxruntime, and ``find_spec`` reports them absent.
+``DPIQA_KEEP_EXTRAS=onnx,openvino`` keeps those extras' modules importable (a torch-free export install)."""
 
 import importlib.abc
 import importlib.util
+import os
 import sys
 
 from dpiqa_edge.errors import MODULE_EXTRA
 
+KEEP = {e for e in os.environ.get("DPIQA_KEEP_EXTRAS", "").split(",") if e}
 BASE = {"onnxruntime"}
-BLOCKED = {name for name in MODULE_EXTRA if name not in BASE}
+#: what a kept extra's packages install with them (pip resolves nncf to safetensors, scipy and scikit-learn)
+DEPENDS = {"openvino": {"safetensors", "scipy", "sklearn"}}
+BASE |= {m for extra in KEEP for m in DEPENDS.get(extra, ())}
+BLOCKED = {name for name, extra in MODULE_EXTRA.items() if name not in BASE and extra not in KEEP}
 
 
 class _Block(importlib.abc.MetaPathFinder):
