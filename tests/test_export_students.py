@@ -36,7 +36,8 @@ def test_student_exports_to_onnx_fp32(tmp_path, manifest, name, size, fused):  #
     tol = TOLERANCES[("onnx", "fp32")]
     (check,) = record["parity"]["checks"]
     assert record["parity"]["n_images"] == 6 and check["score"]["max_abs_diff"] <= tol.score
-    assert check["quality_map"]["ok"] and record["parity"]["tolerance"]["score"] == tol.score
+    noise = record["parity"]["source_noise"]["score"]  # what torch moves by itself (batch size, threads)
+    assert check["quality_map"]["ok"] and record["parity"]["tolerance"]["score"] == pytest.approx(max(tol.score, 10 * noise))
     s, _ = load_backend(out).run(load_backend(out).preprocess.batch(_photos()))
     assert np.isfinite(s).all() and np.ptp(s) > 5
 
