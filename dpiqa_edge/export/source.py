@@ -93,8 +93,10 @@ def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-#: tolerance = max(declared floor, NOISE_FACTOR x the source model's own spread)
-NOISE_FACTOR = 10.0
+#: tolerance = max(declared floor, NOISE_FACTOR x the source model's own spread). Measured ratios of a correct
+#: fp32 artifact's parity diff to that spread: 8.7 (B7 authors' layout at 512 px, ONNX: 0.0024 vs 2.7e-4) and
+#: 7 (issue 24's B7 replica: 0.0154 vs 0.0022); 20 leaves twice that, and a wrong weight moves scores by far more.
+NOISE_FACTOR = 20.0
 
 
 def source_noise(model: Any, x: np.ndarray, ref: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
