@@ -59,6 +59,8 @@ def check(artifact, inputs, camera, max_frames, threshold, as_json, batch_size, 
         threshold = scorer.gate_threshold
     if threshold is None:
         raise ConfigError(f"{artifact}: metadata has no gate_threshold; pass --threshold")
+    if scorer.library_log is not None:
+        click.echo(f"({scorer.name}'s own messages while loading went to {scorer.library_log})", err=True)
     gate_options = {"min_stable": min_stable, "hysteresis": hysteresis}
 
     # 2. score, with a progress bar on stderr when it is a terminal

@@ -74,6 +74,38 @@ def _load_backend(artifact: Any, **kwargs: Any) -> Any:
     return load_backend(artifact, **kwargs)
 
 
+#: artifact files whose libraries print while they load (coremltools' version warnings and pass bars,
+#: OpenVINO's plugin messages); onnxruntime is told to be quiet by its session options
+_NOISY = ("model.mlpackage", "model.xml")
+
+
+def _noisy(artifact: Any) -> bool:
+    from pathlib import Path
+
+    p = Path(str(artifact))
+    if p.suffix in (".mlpackage", ".xml"):
+        return True
+    return p.is_dir() and any((p / name).exists() for name in _NOISY)
+
+
+def load_quietly(artifact: Any, log_file: Any = None, **kwargs: Any) -> tuple[Any, Any]:
+    """``_load_backend`` with what a CoreML / OpenVINO library prints while loading sent to ``log_file``
+    (default ``quiet.default_log()``); returns (backend, the log path when something was written there, else
+    None). ``--verbose`` / ``DPIQA_VERBOSE=1`` lets it through."""
+    from ..quiet import default_log, third_party_output
+
+    if not _noisy(artifact):
+        return _load_backend(artifact, **kwargs), None
+    from pathlib import Path
+
+    log = Path(log_file) if log_file is not None else default_log()
+    before = log.stat().st_size if log.is_file() else 0
+    with third_party_output(log) as where:
+        backend = _load_backend(artifact, **kwargs)
+    wrote = where is not None and log.is_file() and log.stat().st_size > before
+    return backend, (log if wrote else None)
+
+
 def read_metadata_value(meta: dict[str, Any], key: str, default: Any = None) -> Any:
     """A metadata value as a Python object: ONNX metadata_props and rt_info store strings, so JSON text
     is parsed (``"true"`` -> True, ``"62.5"`` -> 62.5, ``'{"size": ...}'`` -> dict); other strings stay."""
@@ -113,6 +145,8 @@ class QualityScorer:
         threads: intra-op threads for the backend (None: the backend's default).
         precision_hint: passed to the loader (e.g. OpenVINO ``"f32"`` to pin f32 instead of bf16 on AMX).
         batch_size: largest batch sent to the backend at once (1 when the artifact has a fixed batch).
+        log_file: where CoreML / OpenVINO library output while loading goes (default ``quiet.default_log()``);
+            ``library_log`` is that path when they wrote something, else None.
     """
 
     def __init__(
@@ -122,13 +156,16 @@ class QualityScorer:
         threads: int | None = None,
         precision_hint: str | None = None,
         batch_size: int = 8,
+        log_file: Any = None,
     ):
         if backend is None:
             if artifact is None or (isinstance(artifact, str) and artifact == "default"):
                 from ..models import default_artifact
 
                 artifact = default_artifact()
-            backend = _load_backend(artifact, precision_hint=precision_hint, threads=threads)
+            backend, self.library_log = load_quietly(artifact, log_file, precision_hint=precision_hint, threads=threads)
+        else:
+            self.library_log = None
         self.backend = backend
         self.artifact = artifact
         meta = dict(getattr(backend, "metadata", None) or {})
