@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .base import PRECISIONS, TARGETS, ExportSettings, check_options, default_out_dir, newest_student
+from .source import OnnxSource
 
 __all__ = ["export_model", "TARGETS", "PRECISIONS", "ExportSettings"]
 
@@ -250,7 +251,7 @@ def _convert(job: _Job, tmp: Path, rung: dict[str, Any]) -> tuple[Path, dict[str
     from ..runtime.artifact import encode_metadata
 
     job.settings.extra["int8"].update(rung)
-    source = job.model.path if isinstance(job.model, _source_class()) else job.model_dir
+    source = job.model.path if isinstance(job.model, OnnxSource) else job.model_dir
     job.say(f"export: converting {source} -> {job.target} {job.precision} ({job.size}x{job.size})"
             + (f" {rung}" if rung else ""))
     t1 = time.perf_counter()
@@ -278,7 +279,7 @@ def _verify(job: _Job, tmp: Path, artifact: Path, max_srcc_drop):
                               tolerance=tolerance)
     if job.noise:
         par["source_noise"] = job.noise
-    if isinstance(job.model, _source_class()):
+    if isinstance(job.model, OnnxSource):
         par["reference"] = f"{job.model.path.name} (float ONNX, onnxruntime): {job.model.reason}"
     gate = _int8_gate(job.model, backend, job.test, max_srcc_drop, job.out) if job.lossy else None
     return backend, par, gate, time.perf_counter() - t1
@@ -386,17 +387,11 @@ def _int8_gate(model, backend, test, max_srcc_drop, out) -> dict[str, Any]:
                      DEFAULT_MAX_DROP if max_srcc_drop is None else max_srcc_drop, name=str(out))
 
 
-def _source_class():
-    from .source import OnnxSource
-
-    return OnnxSource
-
-
 def _onnx_source(name: str | None, target: str, say):
     """The shipped float ONNX as the source of an onnx / openvino / web export of the default model (no torch
     needed, and every such export is checked against the same float graph), else None (a torch student)."""
     from .. import models
-    from .source import ONNX_TARGETS, OnnxSource
+    from .source import ONNX_TARGETS
 
     if name != models.NAME or target not in ONNX_TARGETS or not models.has_float_onnx():
         return None
