@@ -17,10 +17,17 @@ import click
 from . import __version__
 from .errors import DpiqaError, printable
 
-EPILOG = """\b
-The road:  data synth -> teacher train -> teacher score -> distill -> prune -> export -> check / report / serve
-Quick start:  dpiqa-edge demo          (the whole road on the embedded default set)
-"""
+def _epilog() -> str:
+    from .errors import EXTRAS
+
+    extras = "\n".join(f"  [{name}]{' ' * (10 - len(name))}{what}" for name, what in EXTRAS.items())
+    return ("\b\nThe road:  data synth -> teacher train -> teacher score -> distill -> prune -> export -> check / report / serve\n"
+            "Quick start:  dpiqa-edge check photo.jpg   (the shipped model; works on a plain pip install)\n"
+            "              dpiqa-edge demo              (the whole road on the embedded default set)\n\n"
+            "\b\nExtras (pip install 'dpiqa-edge[EXTRA]'); the base install runs check, serve and QualityScorer:\n" + extras)
+
+
+EPILOG = _epilog()
 
 
 class _Group(click.Group):
@@ -34,6 +41,14 @@ class _Group(click.Group):
                 raise
             click.secho(f"error: {printable(exc)}", fg="red", err=True)
             ctx.exit(exc.exit_code)
+        except ImportError as exc:  # an optional dependency not installed: one line naming the extra, exit 2
+            from .errors import missing_extra
+
+            err = missing_extra(exc, f"dpiqa-edge {ctx.invoked_subcommand or ''}".strip(), ctx.invoked_subcommand)
+            if err is None or os.environ.get("DPIQA_TRACEBACK"):
+                raise
+            click.secho(f"error: {err}", fg="red", err=True)
+            ctx.exit(err.exit_code)
         except (OSError, MemoryError, RecursionError) as exc:
             # the last net under "one line, never a traceback": a file the OS refuses, memory that runs out
             if os.environ.get("DPIQA_TRACEBACK"):

@@ -30,7 +30,39 @@ SHIPPED = "onnx-int8"
 #: the variants the held-out report scores (CoreML is checked at export; its numpy emulation on Linux costs
 #: ~0.5 s a frame, too slow for thousands of ladder images on 2 cores)
 REPORTED = ("onnx-fp32", "onnx-int8", "openvino-int8")
+#: the float ONNX ships beside the INT8 one: torch-free exports (onnx, openvino, web) convert it
+SHIPPED_FLOAT = "onnx-fp32"
 CALIB_FRAMES = 160
+
+#: the frames that ship in the wheel (``models/default/frames``): public-domain / CC0 photos only
+#: (skimage.data: astronaut NASA public domain, chelsea CC0, camera CC0 ; coffee CC0, rocket NASA public
+#: domain; matplotlib's grace_hopper US Navy public domain). Calibration from training photos, the gate's
+#: ladders from the held-out test photos, as the default model's own build does.
+FRAME_CALIB_PHOTOS = ("astronaut", "chelsea", "grace_hopper", "cameraman")
+FRAME_TEST_PHOTOS = ("coffee", "rocket")
+FRAME_CALIB_N = 32
+FRAME_SHORT_SIDE = 288
+FRAME_JPEG_QUALITY = 90
+FRAMES_LICENCE = """# Frames shipped with the default model
+
+Small JPEG frames (short side {short} px, quality {q}) made by `dpiqa-edge default-model --ship-only`
+from photographs that ship inside pip packages, each in the public domain or under CC0:
+
+| photo | package | licence |
+| --- | --- | --- |
+| astronaut (Eileen Collins) | scikit-image `skimage.data.astronaut` | public domain (NASA) |
+| chelsea (a cat) | scikit-image `skimage.data.chelsea` | CC0 (Stefan van der Walt) |
+| camera (cameraman) | scikit-image `skimage.data.camera` | CC0 per scikit-image's data licence |
+| coffee | scikit-image `skimage.data.coffee` | CC0 (Rachel Michetti) |
+| rocket | scikit-image `skimage.data.rocket` | public domain (NASA / SpaceX) |
+| grace_hopper | matplotlib `mpl-data/sample_data/grace_hopper.jpg` | public domain (US Navy) |
+
+`manifest.csv` lists them: `train` rows ({calib} random preview crops of astronaut, chelsea, grace_hopper and
+cameraman, two thirds degraded by a random camera distortion) are INT8 calibration frames; `test` rows are
+camera ladders of coffee and rocket (held out from the default model's training: pristine + 8 distortions x
+5 levels, `mos` = the level's synthetic severity score, not a human opinion) and serve parity and the INT8
+accuracy gate of `dpiqa-edge export --model default`. They are not an accuracy benchmark.
+"""
 
 
 def write_calibration_frames(out_dir: Path, n: int = CALIB_FRAMES, seed: int = 0, cache=None) -> Path:
@@ -56,6 +88,66 @@ def write_calibration_frames(out_dir: Path, n: int = CALIB_FRAMES, seed: int = 0
         with atomic_write(out_dir / f"frame_{i:04d}.png", "wb") as fh:
             Image.fromarray(frame).save(fh, "PNG", compress_level=1)
     return out_dir
+
+
+def write_shipped_frames(out_dir: Path, seed: int = 0) -> Path:
+    """The small licensed frames the wheel carries (``FRAMES_LICENCE``); returns their manifest."""
+    from PIL import Image
+
+    from .data import camera
+    from .data import photos as pool
+    from .data.manifest import Row, write_manifest
+    from .io import atomic_write, write_text
+
+    by_name = {p.name: p for p in pool.catalogue()}
+    rows, rng = [], np.random.default_rng(seed)
+
+    def save(rel: str, frame: np.ndarray) -> None:
+        with atomic_write(out_dir / rel, "wb") as fh:
+            Image.fromarray(frame).save(fh, "JPEG", quality=FRAME_JPEG_QUALITY, optimize=True)
+
+    photos = [pool.package_photo(by_name[n]) for n in FRAME_CALIB_PHOTOS]
+    names = list(camera.DISTORTIONS)
+    for i in range(FRAME_CALIB_N):
+        k = i % len(photos)
+        frame = camera.random_frame(photos[k], rng, short_side=(FRAME_SHORT_SIDE, FRAME_SHORT_SIDE))
+        dist, level = "pristine", 0.0
+        if i % 3:
+            dist, level = names[rng.integers(len(names))], float(rng.uniform(0.5, 5.0))
+            frame = camera.apply(frame, dist, level, rng)
+        rel = f"calib_{i:02d}.jpg"
+        save(rel, frame)
+        rows.append(Row(rel, None, "train", FRAME_CALIB_PHOTOS[k], FRAME_CALIB_PHOTOS[k], dist, None))
+    test = [by_name[n] for n in FRAME_TEST_PHOTOS]
+    ladders = camera.LadderSet.build(test, [pool.package_photo(p) for p in test], FRAME_SHORT_SIDE, seed=seed)
+    for ref, scene, dist, lv, frame in zip(ladders.refs, ladders.scenes, ladders.distortions, ladders.levels,
+                                           ladders.frames):
+        rel = f"test_{ref}_{dist}_{lv}.jpg"
+        save(rel, frame)
+        rows.append(Row(rel, camera.score_at(lv), "test", ref, scene, dist, lv))
+    write_text(out_dir / "LICENSES.md", FRAMES_LICENCE.format(short=FRAME_SHORT_SIDE, q=FRAME_JPEG_QUALITY,
+                                                               calib=FRAME_CALIB_N))
+    return write_manifest(out_dir / "manifest.csv", rows)
+
+
+def ship_float_and_frames(student_dir: Path | None = None, log=print) -> dict[str, Any]:
+    """Regenerate what ships beside the INT8 ONNX from the installed (or given) float checkpoint: the frames
+    and the float ONNX export (dynamic batch, checked against the checkpoint on the frames' test rows)."""
+    from .export import export_model
+    from .io import atomic_path
+    from .models import DEFAULT_DIR
+
+    student_dir = Path(student_dir) if student_dir is not None else DEFAULT_DIR / "student"
+    with atomic_path(DEFAULT_DIR / "frames") as tmp:
+        manifest = write_shipped_frames(tmp)
+    manifest = DEFAULT_DIR / "frames" / manifest.name
+    # export_model builds the folder under a temporary name and replaces the old one only when parity passed
+    export_model(student_dir, "onnx", "fp32", out_dir=DEFAULT_DIR / SHIPPED_FLOAT, parity_data=manifest,
+                 dynamic_batch=True, log=log)
+    log_file = DEFAULT_DIR / SHIPPED_FLOAT / "third-party.log"  # the converters' log: not part of the package
+    if log_file.is_file():
+        log_file.unlink()
+    return {"frames": str(manifest), "float_onnx": str(DEFAULT_DIR / SHIPPED_FLOAT)}
 
 
 def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False, console=None) -> dict[str, Any]:
@@ -140,6 +232,7 @@ def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False
                "total_seconds": round(time.perf_counter() - t0, 1)}
     if install:
         summary["installed"] = str(install_default(out_dir, exports[SHIPPED], student_dir, report))
+        summary["shipped_float"] = ship_float_and_frames(log=lambda m: console.print(m))
     write_json(out_dir / "default-model.json", summary)
     return summary
 
@@ -188,7 +281,11 @@ def install_default(out_dir: Path, export_dir: Path, student_dir: Path, report: 
 @click.option("--cache", type=click.Path(file_okay=False), help="Photo cache [default: ~/.cache/dpiqa-edge/photos].")
 @click.option("--install", is_flag=True, help="Copy the result into the package (dpiqa_edge/models/default).")
 @click.option("--fresh", is_flag=True, help="Delete OUT first instead of reusing finished stages.")
-def default_model(out_dir: str, config_file: str | None, cache: str | None, install: bool, fresh: bool) -> None:
+@click.option("--ship-only", is_flag=True,
+              help="Only regenerate the float ONNX (models/default/onnx-fp32) and the shipped frames from the installed "
+                   "float checkpoint (~1 min; needs [train,onnx,data]); --install does this too.")
+def default_model(out_dir: str, config_file: str | None, cache: str | None, install: bool, fresh: bool,
+                  ship_only: bool) -> None:
     """Rebuild the shipped default model (the one `dpiqa-edge check` uses without --model).
 
     \b
@@ -201,6 +298,10 @@ def default_model(out_dir: str, config_file: str | None, cache: str | None, inst
     from rich.console import Console
 
     console = Console()
+    if ship_only:
+        done = ship_float_and_frames(log=lambda m: console.print(m))
+        console.print(f"float ONNX: {done['float_onnx']}\nframes:     {done['frames']}")
+        return
     out = Path(out_dir)
     if fresh and out.exists():
         shutil.rmtree(out)

@@ -24,6 +24,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates 0600 whatever the umask; give the file the mode open() would have (0666 & ~umask),
+        # so an export served or copied by another user is readable as any other file the user writes
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as fh:
             yield fh
             fh.flush()
@@ -33,6 +36,21 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (``/proc/self/status`` on Linux; elsewhere set and
+    restored at once, as Python offers no getter)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -144,6 +162,10 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelLoadError(f"{path}: file not found") from None
+    except PermissionError:
+        raise ModelLoadError(f"{path}: not readable (permission denied)") from None
+    except IsADirectoryError:
+        raise ModelLoadError(f"{path}: is a folder, not a JSON file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{path}: not valid JSON ({exc})") from None
     except RecursionError:

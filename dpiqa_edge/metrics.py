@@ -1,4 +1,4 @@
-"""The field's accuracy metrics for image-quality models (numpy + scipy; never imports torch).
+"""The field's accuracy metrics for image-quality models (numpy + scipy; srcc numpy only; never imports torch).
 
 * SRCC (Spearman) and KRCC (Kendall tau-b): rank agreement, unaffected by any monotone mapping.
 * PLCC (Pearson) **raw**, as DP-IQA's paper reports it, and **after the 4-parameter logistic fit** the
@@ -43,14 +43,26 @@ def _constant(x: np.ndarray) -> bool:
     return bool(np.ptp(x) == 0)
 
 
-def srcc(pred: Sequence[float], mos: Sequence[float]) -> float:
-    """Spearman rank correlation; NaN when either side is constant (rank order undefined)."""
-    from scipy import stats
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank (scipy.stats.rankdata's default), in numpy."""
+    x = np.asarray(x)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(x.size, dtype=np.float64)
+    ranks[order] = np.arange(1, x.size + 1)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return (np.bincount(inverse, weights=ranks) / counts)[inverse]
 
+
+def srcc(pred: Sequence[float], mos: Sequence[float]) -> float:
+    """Spearman rank correlation (Pearson of average ranks, as scipy.stats.spearmanr); NaN when either side is
+    constant (rank order undefined). numpy only: the accuracy gate of a torch-free export needs no scipy."""
     p, m = _arrays(pred, mos)
     if _constant(p) or _constant(m):
         return math.nan
-    return float(stats.spearmanr(p, m).statistic)
+    rp, rm = rankdata(p), rankdata(m)
+    rp -= rp.mean()
+    rm -= rm.mean()
+    return float(np.dot(rp, rm) / math.sqrt(float(np.dot(rp, rp)) * float(np.dot(rm, rm))))
 
 
 def krcc(pred: Sequence[float], mos: Sequence[float]) -> float:

@@ -67,3 +67,10 @@ def third_party_output(log_file: str | os.PathLike) -> Iterator[Path | None]:
             for fd, copy in saved:
                 os.dup2(copy, fd)
                 os.close(copy)
+
+
+def default_log() -> Path:
+    """Where library output goes when no output folder is at hand (``check``, ``QualityScorer``):
+    ``$DPIQA_CACHE_DIR/third-party.log``, else ``~/.cache/dpiqa-edge/third-party.log``."""
+    root = os.environ.get("DPIQA_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "dpiqa-edge")
+    return Path(root) / LOG_NAME

@@ -88,3 +88,25 @@ def test_export_starts_from_the_shipped_checkpoint(tmp_path):
     shipped = json.loads((models.default_artifact() / "export.json").read_text())
     # the threshold travels with the checkpoint: the same as the shipped artifact's
     assert record["gate_threshold"]["threshold"] == pytest.approx(shipped["gate_threshold"]["threshold"], abs=1e-3)
+
+
+def test_the_float_onnx_and_frames_ship_with_the_checkpoint_they_came_from():
+    """The float ONNX (torch-free exports start from it) must be the shipped checkpoint's: after retraining,
+    `dpiqa-edge default-model --ship-only` (or --install) regenerates it and the frames."""
+    from dpiqa_edge.io import sha256_file
+    from dpiqa_edge.runtime.backends import load_backend
+
+    weights = sha256_file(models.default_student() / "model.safetensors")
+    float_onnx = load_backend(models.default_float_onnx().parent)
+    assert float_onnx.metadata["source_sha256"] == weights, "stale float ONNX: run dpiqa-edge default-model --ship-only"
+    assert float_onnx.metadata["precision"] == "fp32" and float_onnx.dynamic_batch
+    int8 = json.loads((models.default_artifact() / "export.json").read_text())
+    assert int8["metadata"]["source_sha256"] == weights
+    record = json.loads((models.default_float_onnx().parent / "export.json").read_text())
+    assert record["parity"]["passed"] is True and "third-party.log" not in record["files"]
+    rows = (models.default_frames().read_text().splitlines())[1:]
+    splits = [r.split(",")[2] for r in rows]
+    assert splits.count("train") == 32 and splits.count("test") == 82
+    assert (models.default_frames().parent / "LICENSES.md").is_file()
+    total = sum(p.stat().st_size for p in models.default_frames().parent.iterdir())
+    assert total < 4_000_000  # the wheel carries them: a few MB at most

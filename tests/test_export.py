@@ -144,7 +144,10 @@ def test_lite0_matrix(lite0, manifest, tmp_path, target, precision):
     assert par["passed"] is True and par["image_source"] == str(manifest) and par["n_images"] == 6
     assert par["emulated"] == (target == "coreml" and not _is_macos())
     tol = TOLERANCES[(target, precision)]
-    assert par["tolerance"]["score"] == tol.score
+    # the declared floor, or NOISE_FACTOR x what the torch model moves by itself on these images if that is larger
+    from dpiqa_edge.export.source import NOISE_FACTOR
+
+    assert par["tolerance"]["score"] == pytest.approx(max(tol.score, NOISE_FACTOR * par["source_noise"]["score"]))
     # 2. independently of the parity code: load through the runtime and compare with torch
     backend = load_backend(out)
     from dpiqa_edge.data.manifest import read_manifest

@@ -18,6 +18,7 @@ pytest.importorskip("torch")
 
 from dpiqa_edge.export import export_model  # noqa: E402
 from dpiqa_edge.export.parity import TOLERANCES  # noqa: E402
+from dpiqa_edge.export.source import NOISE_FACTOR  # noqa: E402
 from dpiqa_edge.runtime.backends import load_backend  # noqa: E402
 
 from test_export import make_student, manifest  # noqa: E402,F401  (fixture reused)
@@ -36,7 +37,8 @@ def test_student_exports_to_onnx_fp32(tmp_path, manifest, name, size, fused):  #
     tol = TOLERANCES[("onnx", "fp32")]
     (check,) = record["parity"]["checks"]
     assert record["parity"]["n_images"] == 6 and check["score"]["max_abs_diff"] <= tol.score
-    assert check["quality_map"]["ok"] and record["parity"]["tolerance"]["score"] == tol.score
+    noise = record["parity"]["source_noise"]["score"]  # what torch moves by itself (batch size, threads)
+    assert check["quality_map"]["ok"] and record["parity"]["tolerance"]["score"] == pytest.approx(max(tol.score, NOISE_FACTOR * noise))
     s, _ = load_backend(out).run(load_backend(out).preprocess.batch(_photos()))
     assert np.isfinite(s).all() and np.ptp(s) > 5
 

@@ -88,3 +88,45 @@ def test_export_keeps_the_log_beside_the_artifact_but_out_of_its_file_list(tmp_p
     record = json.loads((out / "export.json").read_text())
     assert (out / LOG_NAME).is_file() and LOG_NAME not in record["files"]
     assert load_backend(out).name == "onnx"  # the size check over export.json's files still passes
+
+
+def test_check_on_a_coreml_artifact_is_quiet_and_reads_it_without_torch(tmp_path):
+    """``check`` on an .mlpackage (Linux: the saved program evaluated): coremltools' version warnings and
+    "Failed to load _MLModelProxy" lines go to the library log, and coremltools is imported without torch
+    and scikit-learn (their import was ~12 of the ~18 s such a check took)."""
+    import pytest
+
+    pytest.importorskip("coremltools")
+    pytest.importorskip("torch")
+    from test_export import make_student
+
+    from dpiqa_edge.export import export_model
+    from dpiqa_edge.export.parity import package_photos
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from PIL import Image
+
+    for name, rgb in package_photos()[:3]:
+        Image.fromarray(rgb).save(photos / f"{name.replace(':', '_')}.png")
+    from dpiqa_edge.data.manifest import Row, write_manifest
+
+    rows = [Row(p.name, 50.0 + i, "val" if i < 2 else "test") for i, p in enumerate(sorted(photos.iterdir()))]
+    manifest = write_manifest(photos / "manifest.csv", rows)
+    student = make_student(tmp_path / "runs", "lite0", manifest, size=64)
+    out = export_model(student, "coreml", out_dir=tmp_path / "coreml", parity_images=2, log=None)
+    env = {k: v for k, v in os.environ.items() if k != VERBOSE_ENV}
+    env.update(PYTHONPATH=str(ROOT), DPIQA_CACHE_DIR=str(tmp_path / "cache"))
+    photo = next(photos.glob("*.png"))
+    res = subprocess.run([sys.executable, "-m", "dpiqa_edge.cli", "check", "--model", str(out), str(photo)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode in (0, 1), res.stderr
+    noise = ("coremltools", "Failed to load", "Torch version", "scikit-learn", "Warning")
+    assert not [line for line in (res.stdout + res.stderr).splitlines() if any(n in line for n in noise)], res.stderr
+    assert "emulated on Linux" in res.stdout
+    assert "Failed to load" in (tmp_path / "cache" / LOG_NAME).read_text()
+    probe = ("import sys; from dpiqa_edge.runtime.scorer import read_only_coreml, QualityScorer; "
+             f"read_only_coreml([{str(out)!r}]); s = QualityScorer({str(out)!r}); "
+             "print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip().splitlines()[-1] == "[]", res.stdout + res.stderr

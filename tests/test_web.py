@@ -177,6 +177,22 @@ def open_page(browser, url: str, camera: bool = False, **context):
     return page
 
 
+@needs_browser
+def test_page_runs_on_more_than_one_thread_where_isolated(browser, sharpness_page):
+    """Served cross-origin isolated, the page asks onnxruntime-web for every core up to 4 (issue 24: it ran
+    one thread on a 2-core machine) and still scores; ?threads=1 pins one."""
+    with web_browser.serving(sharpness_page) as url:
+        page = open_page(browser, url)
+        info, cores = page.evaluate("dpiqa.info"), page.evaluate("navigator.hardwareConcurrency")
+        assert info["isolated"] is True and info["threads"] == min(4, max(1, cores))
+        if cores >= 2:
+            assert info["threads"] >= 2 and f"{info['threads']} threads" in page.inner_text("#status")
+        result = page.evaluate("u => dpiqa.scoreImage(u)", "astronaut.png")
+        assert 0 <= result["score"] <= 100 and result["threads"] == info["threads"]
+        one = open_page(browser, url + "?threads=1")
+        assert one.evaluate("dpiqa.info")["threads"] == 1
+
+
 # -- 1. scores and inputs equal the Python runtime's -------------------------------------------------
 @needs_browser
 @pytest.mark.parametrize("precision", ["fp32", "int8"])

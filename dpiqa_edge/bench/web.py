@@ -1,8 +1,8 @@
 """Per-frame latency of the web page in a browser, beside the Python runtime on the same model
 (registered in ``dpiqa_edge.bench.BENCHMARKS`` as ``web``; ``dpiqa-edge bench --only web``).
 
-1. A Lite0 student at the demo's 224 px (bundled ImageNet weights; weight values do not change speed) is
-   exported with ``--target web``, fp32 and int8 (calibrated on 8 package photos: ranges only).
+1. The shipped default model (Lite0 at 448 px), its float and its INT8 ONNX, each in the page that
+   ``--target web`` writes.
 2. Each page is served by ``dpiqa-edge serve``'s server (cross-origin isolated) and opened in headless
    Chromium with ``?threads=1`` and ``?threads=2`` (onnxruntime-web fixes its thread pool when it starts,
    so one page per thread count). In the page, ``dpiqa.bench`` times what one camera frame costs: the
@@ -27,18 +27,21 @@ FRAME = (480, 640)  #: the camera frame every row scores (height, width)
 
 
 def _export_pages(work: Path, log) -> dict[str, Path]:
-    from .models import _calib_folder
-    from ..export import export_model
-    from ..student import StudentConfig, build_student, save_student
+    """The shipped default model's float and INT8 ONNX, each bundled into the page (``web.bundle.write_bundle``,
+    what ``export --target web`` writes around its model.onnx): the numbers are those of the model that ships."""
+    import shutil
 
-    cfg = StudentConfig(name="lite0", input_size=224, map_size=7)
-    student = save_student(build_student(cfg).eval(), cfg, work / "student", weights="bundled ImageNet weights", purpose="bench")
-    calib = _calib_folder(work, 8)
+    from .. import models
+    from ..web.bundle import write_bundle
+
     out = {}
-    for precision in ("fp32", "int8"):
-        extra = {"calib": str(calib), "calib_images": 8} if precision == "int8" else {}
-        log(f"  exporting the web page ({precision})")
-        out[precision] = export_model(student, "web", precision, work / f"web-{precision}", parity_images=2, log=None, **extra)
+    for precision, src in (("fp32", models.default_float_onnx()), ("int8", models.default_artifact() / "model.onnx")):
+        log(f"  the web page around the shipped {precision} model")
+        folder = work / f"web-{precision}"
+        folder.mkdir(parents=True)
+        shutil.copyfile(src, folder / "model.onnx")
+        write_bundle(folder, "model.onnx")
+        out[precision] = folder
     return out
 
 
@@ -128,17 +131,18 @@ def bench_web(quick: bool = False, log=None, software_webgpu: bool = False) -> l
     for (runtime, precision, threads), s in ((k, samples[k]) for k in order):
         t = summarize_times([x["total_ms"] / 1e3 for x in s])
         py = summarize_times([x["total_ms"] / 1e3 for x in samples[("Python onnxruntime", precision, threads)]])
-        rows.append([runtime, precision, threads, t.median_ms, t.p95_ms, statistics.median(x["capture_ms"] for x in s) if runtime.startswith("browser") else "",
+        rows.append([runtime, precision, threads, round(1000.0 / t.median_ms, 1), t.median_ms, t.p95_ms, statistics.median(x["capture_ms"] for x in s) if runtime.startswith("browser") else "",
                      statistics.median(x["preprocess_ms"] for x in s), statistics.median(x["infer_ms"] for x in s), ratio(t.median_ms, py.median_ms)])
     notes += [f"Headless Chromium {version} (Debian), onnxruntime-web's WASM build (SIMD + threads); the page served "
-              "cross-origin isolated by `dpiqa-edge serve`'s server. Model: Lite0 at 224 px (bundled ImageNet weights), "
-              "exported with `--target web`; Python rows run the same model.onnx with onnxruntime.",
-              f"Per frame: a {FRAME[1]}x{FRAME[0]} frame -> (browser: canvas capture +) resize to 224x224 (Pillow's bilinear; "
+              "cross-origin isolated by `dpiqa-edge serve`'s server (the page's default there: every core up to 4, "
+              "so 2 threads on this machine). Model: the shipped default (Lite0, 448 px), its float and INT8 ONNX in the page "
+              "`--target web` writes; Python rows run the same model.onnx with onnxruntime.",
+              f"Per frame: a {FRAME[1]}x{FRAME[0]} frame -> (browser: canvas capture +) resize to 448x448 (Pillow's bilinear; "
               "in the browser its JS re-implementation) + one inference. 'x Python' = browser p50 / Python p50, same precision and threads.",
               f"{rounds} rounds x {chunk} frames per row, round-robin, after 5 warm-up frames; other jobs share this 2-core "
               "machine, so ratios are steadier than absolute times (a quiet machine gives the final numbers)."]
-    return [Section("Browser: per-frame latency of the web page (Lite0, 224 px) vs the Python runtime",
-                    ["runtime", "precision", "threads", "per-frame p50 ms", "p95 ms", "capture ms (p50)", "resize ms (p50)",
+    return [Section("Browser: frames per second of the web page (the shipped model, 448 px) vs the Python runtime",
+                    ["runtime", "precision", "threads", "fps (p50)", "per-frame p50 ms", "p95 ms", "capture ms (p50)", "resize ms (p50)",
                      "inference ms (p50)", "x Python"], rows, notes)]
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .base import PRECISIONS, TARGETS, ExportSettings, check_options, default_out_dir, newest_student
+from .source import OnnxSource
 
 __all__ = ["export_model", "TARGETS", "PRECISIONS", "ExportSettings"]
 
@@ -73,6 +74,17 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
     """
     say = log or (lambda _m: None)
     t0 = time.perf_counter()
+    from .. import models
+
+    if model_dir == models.NAME:
+        # the shipped model brings its own frames (calibration: train rows; parity and the gate: test rows)
+        reuse = (target == "onnx" and precision == "int8" and calib is None and int8_options is None
+                 and not any(v for v in (input_size, raw_input, dynamic_batch, opset, max_srcc_drop, parity_data)))
+        if reuse and models.has_default():
+            return _reuse_shipped_int8(out_dir, say)
+        parity_data = parity_data if parity_data is not None else models.default_frames()
+        if precision == "int8" and calib is None:
+            calib = models.default_frames()
     given = {k: v for k, v in dict(calib=calib, input_size=input_size, raw_input=raw_input, dynamic_batch=dynamic_batch,
                                    image_input=image_input, min_deployment_target=min_deployment_target, opset=opset,
                                    max_srcc_drop=max_srcc_drop, compression=compression).items() if v != _DEFAULTS[k]}
@@ -141,6 +153,7 @@ class _Job:
     val_images: Any = None
     test: Any = None
     lossy: bool = False
+    noise: Any = None
 
 
 def _prepare(model_dir, target, precision, out_dir, given, say, int8_options) -> _Job:
@@ -154,11 +167,15 @@ def _prepare(model_dir, target, precision, out_dir, given, say, int8_options) ->
     from ..student import load_student
 
     spec = check_options(target, precision, given)
+    _need_modules(target, precision)
     model_dir, name = _find_model(model_dir, say)
     out = (Path(out_dir) if out_dir is not None
            else default_out_dir(model_dir, target, precision, compression=given.get("compression"), name=name))
     check_out_dir(out)  # only ever replace a folder of ours: a user's folder is refused before any work
-    model, _cfg = load_student(model_dir, allow_onnx=True)
+    model = _onnx_source(name, target, say)
+    if model is None:
+        _need_torch(model_dir, target)
+        model, _cfg = load_student(model_dir, allow_onnx=True)
     model.eval()
     module = import_module(f".{target}", __name__)
     if hasattr(module, "check_source"):  # a target that cannot convert from every kind of checkpoint
@@ -190,7 +207,7 @@ def _reference(job: _Job, parity_data, parity_images, gate_images, calib, calib_
     from ..io import sha256_file
     from ..student.checkpoint import weights_file
     from . import card, parity
-    from .graph import torch_outputs
+    from .source import reference_outputs, source_noise
 
     manifest = parity_data or job.prov.get("manifest")
     if manifest is not None and not Path(manifest).is_file():
@@ -199,7 +216,10 @@ def _reference(job: _Job, parity_data, parity_images, gate_images, calib, calib_
         manifest = None
     job.manifest = manifest
     job.names, job.x = parity.parity_images(job.pre, manifest, parity_images)
-    job.ref = torch_outputs(job.model, job.x, batch=1)  # batch 1, as the artifact runs: torch's kernels vary with N
+    job.ref = reference_outputs(job.model, job.x, batch=1)  # batch 1, as the artifact runs: kernels vary with N
+    if job.spec.format.tolerances[job.precision].score is not None and job.settings.compression is None:
+        # how much the source model moves on its own (batch size, threads): the parity tolerance's scale
+        job.noise = source_noise(job.model, job.x, job.ref)
     source_sha256 = sha256_file(weights_file(job.model_dir))
     job.threshold = card.calibrate_threshold(job.model, job.pre, manifest, job.x, source_sha256,
                                              recorded=(job.config.get("provenance") or {}).get("gate"))
@@ -233,7 +253,8 @@ def _convert(job: _Job, tmp: Path, rung: dict[str, Any]) -> tuple[Path, dict[str
     from ..runtime.artifact import encode_metadata
 
     job.settings.extra["int8"].update(rung)
-    job.say(f"export: converting {job.model_dir} -> {job.target} {job.precision} ({job.size}x{job.size})"
+    source = job.model.path if isinstance(job.model, OnnxSource) else job.model_dir
+    job.say(f"export: converting {source} -> {job.target} {job.precision} ({job.size}x{job.size})"
             + (f" {rung}" if rung else ""))
     t1 = time.perf_counter()
     with third_party_output(tmp / LOG_NAME):  # converters' logs and progress bars, unless --verbose
@@ -255,7 +276,13 @@ def _verify(job: _Job, tmp: Path, artifact: Path, max_srcc_drop):
     with third_party_output(tmp / LOG_NAME):
         backend = load_backend(artifact)
     source = str(job.manifest) if job.manifest is not None else "package photos (scikit-image, scikit-learn)"
-    par = parity.check_parity(backend, job.ref, job.x, names=job.names, source=source, log=job.say)
+    tolerance = parity.model_tolerance(job.spec.format.tolerances[job.precision], job.noise) if job.noise else None
+    par = parity.check_parity(backend, job.ref, job.x, names=job.names, source=source, log=job.say,
+                              tolerance=tolerance)
+    if job.noise:
+        par["source_noise"] = job.noise
+    if isinstance(job.model, OnnxSource):
+        par["reference"] = f"{job.model.path.name} (float ONNX, onnxruntime): {job.model.reason}"
     gate = _int8_gate(job.model, backend, job.test, max_srcc_drop, job.out) if job.lossy else None
     return backend, par, gate, time.perf_counter() - t1
 
@@ -351,12 +378,82 @@ def _int8_gate(model, backend, test, max_srcc_drop, out) -> dict[str, Any]:
     Measured here; the caller enforces it (after trying its safer rungs)."""
     from ..errors import ConfigError
     from ..quantize.gate import DEFAULT_MAX_DROP, srcc_gate
-    from .graph import torch_outputs
+    from .source import reference_outputs
 
     if test is None:
         if max_srcc_drop is not None:
             raise ConfigError("export: --max-srcc-drop needs --parity-data with >= 3 labelled test images")
         return {"passed": None, "reason": "not run: no labelled held-out (test) images; give --parity-data"}
     images, mos = test
-    return srcc_gate(torch_outputs(model, images)[0], backend.run(images)[0], mos,
+    return srcc_gate(reference_outputs(model, images)[0], backend.run(images)[0], mos,
                      DEFAULT_MAX_DROP if max_srcc_drop is None else max_srcc_drop, name=str(out))
+
+
+def _onnx_source(name: str | None, target: str, say):
+    """The shipped float ONNX as the source of an onnx / openvino / web export of the default model (no torch
+    needed, and every such export is checked against the same float graph), else None (a torch student)."""
+    from .. import models
+    from .source import ONNX_TARGETS
+
+    if name != models.NAME or target not in ONNX_TARGETS or not models.has_float_onnx():
+        return None
+    path = models.default_float_onnx()
+    say(f"export: converting the shipped float ONNX ({path}); no torch needed")
+    return OnnxSource(path, "the shipped default model's float ONNX, exported from its float checkpoint and "
+                            "checked against it (models/default/onnx-fp32/export.json)")
+
+
+def _need_torch(model_dir: Path, target: str) -> None:
+    """A torch student needs torch (the [train] extra); say so in one line, naming what works without it."""
+    from ..errors import MissingExtraError
+    from .source import ONNX_TARGETS, torch_available
+
+    if torch_available():
+        return
+    extra = "train,coreml" if target == "coreml" else "train"
+    hint = ("" if target == "coreml" else
+            f"; without torch, --model default exports to {', '.join(ONNX_TARGETS)}")
+    raise MissingExtraError(f"export: converting {model_dir} (a torch checkpoint) needs torch{hint}", extra)
+
+
+def _reuse_shipped_int8(out_dir, say) -> Path:
+    """``--model default --target onnx --precision int8`` with the shipped frames asks for exactly the shipped
+    INT8 ONNX: copy it (its export.json holds the parity and accuracy gate it passed when it was built)."""
+    import shutil
+
+    from .. import models
+    from ..io import atomic_path, read_json, write_json
+
+    src = models.default_artifact()
+    out = Path(out_dir) if out_dir is not None else default_out_dir(src, "onnx", "int8", name=models.NAME)
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        for f in sorted(src.iterdir()):
+            if f.is_file():
+                shutil.copyfile(f, tmp / f.name)  # copyfile: the user's umask, not the package's modes
+        record = read_json(tmp / "export.json")
+        record["reused"] = {"from": str(src), "why": "the request matches the shipped INT8 ONNX (same checkpoint, "
+                            "target, precision and settings); give --calib to quantize anew"}
+        write_json(tmp / "export.json", record)
+    say(f"export: the shipped INT8 ONNX matches this request; copied it from {src} (its parity and accuracy "
+        f"gate are in export.json; give --calib to quantize anew)")
+    say(f"export: wrote {out}")
+    return out
+
+
+#: target -> modules its conversion imports (int8: and its quantizer's), checked before any work
+_REQUIRES = {"onnx": ("onnx",), "web": ("onnx",), "openvino": ("onnx", "openvino"), "coreml": ("torch", "coremltools")}
+_REQUIRES_INT8 = {"onnx": ("sympy",), "web": ("sympy",), "openvino": ("nncf",)}
+
+
+def _need_modules(target: str, precision: str) -> None:
+    """A missing converter is one line naming the extra, before minutes of work (not a traceback after)."""
+    import importlib.util
+
+    from ..errors import MODULE_EXTRA, MissingExtraError
+
+    needed = _REQUIRES.get(target, ()) + (_REQUIRES_INT8.get(target, ()) if precision == "int8" else ())
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    if missing:
+        extra = {"openvino": "openvino", "coreml": "train,coreml"}.get(target) or MODULE_EXTRA[missing[0]]
+        raise MissingExtraError(f"export --target {target} --precision {precision} needs {', '.join(missing)}", extra)

@@ -80,7 +80,7 @@ def calibrate_threshold(model, preprocess, manifest: str | None, photos_x: np.nd
     """
     import os
 
-    if manifest is None and recorded and recorded.get("threshold") is not None:
+    if recorded and recorded.get("threshold") is not None and not _has_val(manifest):
         return {**recorded, "rule": f"recorded in the student's checkpoint: {recorded.get('rule', '')}".rstrip(": ")}
 
     key = (source_sha256, str(manifest), os.path.getmtime(manifest) if manifest else 0.0, tuple(preprocess.size))
@@ -92,8 +92,16 @@ def calibrate_threshold(model, preprocess, manifest: str | None, photos_x: np.nd
     return result
 
 
+def _has_val(manifest: str | None) -> bool:
+    if manifest is None:
+        return False
+    from ..data.manifest import read_manifest
+
+    return bool(read_manifest(manifest).split("val"))
+
+
 def _calibrate(model, preprocess, manifest: str | None, photos_x: np.ndarray) -> dict[str, Any]:
-    from .graph import torch_outputs
+    from .source import reference_outputs as torch_outputs  # the source model: torch, or a float ONNX
 
     if manifest is not None:
         from ..data.manifest import read_manifest, sample_rows

@@ -24,9 +24,6 @@ def export_onnx_fp32(model, settings: ExportSettings, path: Path, metadata: dict
     """Trace ``model`` (wrapped for the input form) to a checked fp32 ONNX file carrying ``metadata``.
     An ONNX-only import (``student.onnx_student``) hands over its own graph instead of a trace."""
     import onnx
-    import torch
-
-    from .graph import ExportWrapper, example_input
 
     if getattr(model, "onnx_only", False):
         proto = model.export_proto(settings.raw_input, settings.dynamic_batch)
@@ -34,6 +31,10 @@ def export_onnx_fp32(model, settings: ExportSettings, path: Path, metadata: dict
         set_metadata(proto, metadata)
         onnx.save(proto, str(path))
         return path
+    import torch
+
+    from .graph import ExportWrapper, example_input
+
     # 1. Export the wrapped model (named input/outputs, batch axis symbolic only when asked).
     wrapper = ExportWrapper(model, settings.raw_input).eval()
     example = example_input(settings.input_size, settings.raw_input)

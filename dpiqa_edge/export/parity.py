@@ -75,6 +75,26 @@ def parity_images(preprocess, manifest=None, n: int = 8) -> tuple[list[str], np.
     return names, x
 
 
+def model_tolerance(floor: Tolerance, noise: dict[str, Any] | None) -> Tolerance:
+    """The declared tolerance, widened to the source model's own spread where that is larger:
+    ``max(floor, NOISE_FACTOR x noise)`` for the score and the map (``export.source.source_noise``)."""
+    from .source import NOISE_FACTOR
+
+    if not noise or floor.score is None:
+        return floor
+    score = max(floor.score, NOISE_FACTOR * float(noise["score"]))
+    map_rel = floor.map_rel if floor.map_rel is None else max(floor.map_rel, NOISE_FACTOR * float(noise["map_rel"]))
+    if score == floor.score and map_rel == floor.map_rel:
+        why = (f"{floor.why}. The source model's own spread (batch 1 vs {noise.get('batch', {}).get('batch_size', 1)}, "
+               f"threads) was {noise['score']:.2g} on the score: {NOISE_FACTOR:g}x that is within this floor")
+    else:
+        why = (f"max(floor, {NOISE_FACTOR:g} x the source model's own spread): the source moved {noise['score']:.3g} "
+               f"(score) and {noise['map_rel']:.3g} (map, relative) between batch 1 and batch N and between thread "
+               f"counts on these images; another runtime reorders every sum where those reorder some, so the artifact "
+               f"may differ by several times that, while a wrong weight or op moves scores far more. Floor: {floor.why}")
+    return Tolerance(score, map_rel, why)
+
+
 def compare(ref: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray, np.ndarray], tol: Tolerance,
             label: str) -> dict[str, Any]:
     """Max abs difference per output; raises ToleranceError / ExportError (shape) when out of bounds."""

@@ -26,3 +26,10 @@ def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str,
     artifact, info = onnx.convert(model, settings, dest_dir, metadata, calib=calib, val=val)
     info["web"] = write_bundle(Path(dest_dir), artifact.name)
     return artifact, info
+
+
+def int8_rungs(int8_options: dict[str, Any]) -> list[dict[str, Any]]:
+    """The onnx target's INT8 ladder (the page runs the same ``model.onnx``)."""
+    from .onnx import int8_rungs as onnx_rungs
+
+    return onnx_rungs(int8_options)

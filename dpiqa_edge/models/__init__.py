@@ -7,7 +7,12 @@
 * ``default/onnx-int8/``: the INT8 ONNX export folder (``model.onnx`` + ``export.json``), what ``dpiqa-edge
   check`` runs when no ``--model`` is given (numpy + Pillow + onnxruntime, no torch);
 * ``default/student/``: the float checkpoint (``config.json`` + ``model.safetensors``), what ``dpiqa-edge export
-  --model default`` starts from for other targets and precisions.
+  --model default --target coreml`` converts (torch);
+* ``default/onnx-fp32/``: the float ONNX export of that checkpoint (checked against it), what ``export --model
+  default --target onnx|openvino|web`` converts without torch;
+* ``default/frames/``: small JPEG frames made from public-domain / CC0 package photos (``LICENSES.md``), listed in
+  ``manifest.csv``: ``train`` rows calibrate INT8, ``test`` rows (camera ladders of held-out photos, synthetic
+  severity labels) serve parity and the accuracy gate of those exports.
 
 ``dpiqa-edge default-model --out DIR --install`` rebuilds both (and this card) from the photos.
 """
@@ -38,6 +43,20 @@ def default_artifact() -> Path:
 def default_student() -> Path:
     """The shipped float checkpoint folder (what ``export --model default`` converts)."""
     return _need(DEFAULT_DIR / "student", "float checkpoint")
+
+
+def default_float_onnx() -> Path:
+    """The shipped float ONNX (``onnx-fp32/model.onnx``): the torch-free exports' source."""
+    return _need(DEFAULT_DIR / "onnx-fp32" / "model.onnx", "float ONNX")
+
+
+def has_float_onnx() -> bool:
+    return (DEFAULT_DIR / "onnx-fp32" / "model.onnx").is_file()
+
+
+def default_frames() -> Path:
+    """The shipped frames' manifest (calibration: train rows; parity and accuracy gate: test rows)."""
+    return _need(DEFAULT_DIR / "frames" / "manifest.csv", "calibration and parity frames")
 
 
 def has_default() -> bool:

@@ -118,6 +118,7 @@ def resolve_artifact(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
         export_json = sibling if sibling.is_file() else None
     if file.suffix not in SUFFIX_TO_BACKEND:
         raise ModelLoadError(f"{file}: not an artifact (expected {file_types()})")
+    check_readable(file)
     # 2. the recorded sizes catch a truncated or swapped copy before any backend parses it
     if export_json is not None:
         _check_sizes(export_json, _read_export_json(export_json))
@@ -128,6 +129,23 @@ def resolve_artifact(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
     if meta["target"] != expected:
         raise ModelLoadError(f"{file}: metadata target {meta['target']!r} does not match the file type ({expected})")
     return file, meta
+
+
+def check_readable(file: Path) -> None:
+    """An artifact (and its companion files) that exists but cannot be opened is named as unreadable,
+    never as missing or corrupt (a folder exported by another user with a tight umask, say)."""
+    fmt = FORMATS[SUFFIX_TO_BACKEND[file.suffix]]
+    for f in [file, *(file.with_suffix(s) for s in fmt.companions)]:
+        if f.is_dir():
+            continue
+        try:
+            with open(f, "rb"):
+                pass
+        except FileNotFoundError:
+            continue  # reported by the reader with the artifact's own wording
+        except PermissionError:
+            raise ModelLoadError(f"{f}: not readable (permission denied); ask its owner to make it readable "
+                                 "(chmod a+r) or copy it") from None
 
 
 def backend_name(file: str | os.PathLike) -> str:
@@ -146,6 +164,8 @@ def read_raw_metadata(file: str | os.PathLike) -> dict[str, str]:
         return FORMATS[name].read_metadata(file)
     except ModelLoadError:
         raise
+    except PermissionError as exc:
+        raise ModelLoadError(f"{exc.filename or file}: not readable (permission denied)") from None
     except ImportError as exc:
         raise ModelLoadError(f"{file}: cannot read {name} metadata ({exc}); install dpiqa-edge[{name}]") from None
     except Exception as exc:  # a parser's own error type: truncated/corrupt file

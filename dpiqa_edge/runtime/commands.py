@@ -60,7 +60,7 @@ def check(artifact, inputs, camera, max_frames, threshold, as_json, batch_size, 
     """Check image quality with an exported model: 0-100 per image or frame, keep or retake."""
     from ..models import resolve_artifact
     from .checker import check_sources, segments, summarise
-    from .scorer import QualityScorer
+    from .scorer import QualityScorer, read_only_coreml
     from .sources import Source, expand_inputs
 
     # 1. inputs and model (usage and load errors exit 2 before any work)
@@ -70,11 +70,14 @@ def check(artifact, inputs, camera, max_frames, threshold, as_json, batch_size, 
     if camera is not None:
         sources.append(Source("camera", f"camera:{camera}", index=camera))
     artifact = resolve_artifact(artifact)
+    read_only_coreml([artifact])  # check never converts: coremltools without torch loads in ~2 s, not ~15 s
     scorer = QualityScorer(artifact, threads=threads, precision_hint=precision_hint, batch_size=batch_size)
     if threshold is None:
         threshold = scorer.gate_threshold
     if threshold is None:
         raise ConfigError(f"{artifact}: metadata has no gate_threshold; pass --threshold")
+    if scorer.library_log is not None:
+        click.echo(f"({scorer.name}'s own messages while loading went to {scorer.library_log})", err=True)
     gate_options = {"min_stable": min_stable, "hysteresis": hysteresis}
 
     # 2. score, with a progress bar on stderr when it is a terminal

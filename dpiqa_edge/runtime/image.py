@@ -98,6 +98,8 @@ def decode_image(src: ImageInput, *, bgr: bool = False, max_pixels: int = MAX_PI
         raise ImageDecodeError(f"{name}: image too large (over the decompression-bomb limit of {limit} pixels)") from None
     except UnidentifiedImageError:
         raise ImageDecodeError(f"{name}: not an image Pillow can read") from None
+    except PermissionError:
+        raise ImageDecodeError(f"{name}: not readable (permission denied)") from None
     except MemoryError:
         raise ImageDecodeError(f"{name}: out of memory decoding the image") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure (OSError, SyntaxError, struct.error, ...) is one line

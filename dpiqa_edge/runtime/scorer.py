@@ -14,13 +14,57 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from ..errors import ModelLoadError
-from .image import ImageInput
+from .image import ImageInput, _name
 from .preprocess import Preprocess
+
+#: ``channels=`` values: how a colour numpy frame's last axis is ordered (OpenCV frames are BGR)
+CHANNELS = ("RGB", "BGR")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One image's result: ``score`` on 0-100 (higher = better), ``verdict`` ``keep`` when score >= threshold
+    else ``retake``, the ``threshold`` used, and which ``input`` it was (a path, or a short description)."""
+
+    score: float
+    verdict: str
+    threshold: float
+    input: str
+
+    @property
+    def keep(self) -> bool:
+        return self.verdict == "keep"
+
+
+def _is_frame_batch(src: Any) -> bool:
+    return isinstance(src, (list, tuple)) or (isinstance(src, np.ndarray) and src.ndim == 4)
+
+
+def channels_to_bgr(channels: str | None, bgr: bool | None, src: Any = None, *, required: bool = False) -> bool:
+    """``channels="RGB"|"BGR"`` or ``bgr=`` -> the decoder's ``bgr`` flag. With ``required``, a colour numpy
+    frame with neither is a ValueError: the array alone cannot say which order its channels are in."""
+    if channels is not None:
+        if str(channels).upper() not in CHANNELS:
+            raise ValueError(f"channels={channels!r}; give 'RGB' or 'BGR'")
+        flag = str(channels).upper() == "BGR"
+        if bgr is not None and bool(bgr) != flag:
+            raise ValueError(f"channels={channels!r} contradicts bgr={bgr!r}")
+        return flag
+    if bgr is not None:
+        return bool(bgr)
+    if required:
+        frames = src if _is_frame_batch(src) and not isinstance(src, np.ndarray) else [src]
+        for f in frames:
+            if isinstance(f, np.ndarray) and f.ndim >= 3 and f.shape[-1] in (3, 4):
+                raise ValueError("a colour numpy frame: say how its channels are ordered, channels='RGB' or "
+                                 "channels='BGR' (OpenCV frames are BGR)")
+    return False
 
 
 def _load_backend(artifact: Any, **kwargs: Any) -> Any:
@@ -28,6 +72,61 @@ def _load_backend(artifact: Any, **kwargs: Any) -> Any:
     from .backends import load_backend
 
     return load_backend(artifact, **kwargs)
+
+
+#: artifact files whose libraries print while they load (coremltools' version warnings and pass bars,
+#: OpenVINO's plugin messages); onnxruntime is told to be quiet by its session options
+_NOISY = ("model.mlpackage", "model.xml")
+
+
+def is_coreml(artifact: Any) -> bool:
+    """An ``.mlpackage`` or an export folder holding one (by name only: nothing is imported)."""
+    from pathlib import Path
+
+    p = Path(str(artifact))
+    return p.suffix == ".mlpackage" or (p.is_dir() and (p / "model.mlpackage").exists())
+
+
+def read_only_coreml(artifacts) -> None:
+    """For a command that only reads models (``check``, ``report``): where one of ``artifacts`` is CoreML on
+    Linux, import coremltools now without the converter libraries it probes (~2 s instead of ~15 s with
+    torch installed; ``coreml_mil.import_coremltools_for_reading``), its messages sent to the library log."""
+    import sys
+
+    if sys.platform == "darwin" or not any(is_coreml(a) for a in artifacts if a is not None):
+        return
+    from ..quiet import default_log, third_party_output
+    from .backends.coreml_mil import import_coremltools_for_reading
+
+    with third_party_output(default_log()):
+        import_coremltools_for_reading()
+
+
+def _noisy(artifact: Any) -> bool:
+    from pathlib import Path
+
+    p = Path(str(artifact))
+    if p.suffix in (".mlpackage", ".xml"):
+        return True
+    return p.is_dir() and any((p / name).exists() for name in _NOISY)
+
+
+def load_quietly(artifact: Any, log_file: Any = None, **kwargs: Any) -> tuple[Any, Any]:
+    """``_load_backend`` with what a CoreML / OpenVINO library prints while loading sent to ``log_file``
+    (default ``quiet.default_log()``); returns (backend, the log path when something was written there, else
+    None). ``--verbose`` / ``DPIQA_VERBOSE=1`` lets it through."""
+    from ..quiet import default_log, third_party_output
+
+    if not _noisy(artifact):
+        return _load_backend(artifact, **kwargs), None
+    from pathlib import Path
+
+    log = Path(log_file) if log_file is not None else default_log()
+    before = log.stat().st_size if log.is_file() else 0
+    with third_party_output(log) as where:
+        backend = _load_backend(artifact, **kwargs)
+    wrote = where is not None and log.is_file() and log.stat().st_size > before
+    return backend, (log if wrote else None)
 
 
 def read_metadata_value(meta: dict[str, Any], key: str, default: Any = None) -> Any:
@@ -55,14 +154,22 @@ def parse_score_range(value: Any) -> tuple[float, float]:
 class QualityScorer:
     """Scores images with one exported artifact.
 
+    ``QualityScorer()`` loads the shipped camera-check model (INT8 ONNX; numpy + Pillow + onnxruntime).
+    ``check(x)`` gives a :class:`Verdict` (score, keep/retake, the threshold used) for a path, PIL image or
+    numpy frame (say ``channels="RGB"`` or ``"BGR"``), and a list of them for a batch; ``score(x)`` the bare
+    number.
+
     Args:
         artifact: an artifact file (``.onnx``, OpenVINO ``.xml``, ``.mlpackage``) or the export folder
-            holding it with ``export.json``. Ignored when ``backend`` is given.
+            holding it with ``export.json``; None or ``"default"``: the shipped default model. Ignored when
+            ``backend`` is given.
         backend: an already loaded backend (``load_backend``'s result) to wrap instead of loading
             ``artifact``; lets a benchmark or test share one loaded model.
         threads: intra-op threads for the backend (None: the backend's default).
         precision_hint: passed to the loader (e.g. OpenVINO ``"f32"`` to pin f32 instead of bf16 on AMX).
         batch_size: largest batch sent to the backend at once (1 when the artifact has a fixed batch).
+        log_file: where CoreML / OpenVINO library output while loading goes (default ``quiet.default_log()``);
+            ``library_log`` is that path when they wrote something, else None.
     """
 
     def __init__(
@@ -72,11 +179,16 @@ class QualityScorer:
         threads: int | None = None,
         precision_hint: str | None = None,
         batch_size: int = 8,
+        log_file: Any = None,
     ):
         if backend is None:
-            if artifact is None:
-                raise ModelLoadError("QualityScorer: give an artifact path or a loaded backend")
-            backend = _load_backend(artifact, precision_hint=precision_hint, threads=threads)
+            if artifact is None or (isinstance(artifact, str) and artifact == "default"):
+                from ..models import default_artifact
+
+                artifact = default_artifact()
+            backend, self.library_log = load_quietly(artifact, log_file, precision_hint=precision_hint, threads=threads)
+        else:
+            self.library_log = None
         self.backend = backend
         self.artifact = artifact
         meta = dict(getattr(backend, "metadata", None) or {})
@@ -145,24 +257,61 @@ class QualityScorer:
             raise ModelLoadError(f"{self.artifact}: the model produced a non-finite score ({self.name} {self.precision})")
         return out, np.concatenate(maps)
 
-    def score(self, src: ImageInput, *, bgr: bool = False) -> float:
-        """Quality of one image (path, bytes, PIL image, HxWx3 uint8 frame) on 0-100."""
-        return float(self.run_prepared(self.prepare(src, bgr=bgr)[None])[0][0])
+    def score(self, src: ImageInput, *, bgr: bool | None = None, channels: str | None = None) -> float:
+        """Quality of one image (path, bytes, PIL image, HxWx3 uint8 frame) on 0-100. Frames are taken
+        as RGB unless ``channels="BGR"`` (or ``bgr=True``)."""
+        flag = channels_to_bgr(channels, bgr)
+        return float(self.run_prepared(self.prepare(src, bgr=flag)[None])[0][0])
 
-    def score_batch(self, srcs: Iterable[ImageInput] | np.ndarray, *, bgr: bool = False) -> np.ndarray:
+    def score_batch(self, srcs: Iterable[ImageInput] | np.ndarray, *, bgr: bool | None = None,
+                    channels: str | None = None) -> np.ndarray:
         """Qualities of several images; a 4-d uint8 array is taken as N frames (N x H x W x 3)."""
+        flag = channels_to_bgr(channels, bgr)
         items: Sequence[Any] = list(srcs) if not isinstance(srcs, np.ndarray) else [f for f in srcs]
         if not items:
             return np.zeros(0, dtype=np.float64)
-        return self.run_prepared(np.stack([self.prepare(s, bgr=bgr) for s in items]))[0]
+        return self.run_prepared(np.stack([self.prepare(s, bgr=flag) for s in items]))[0]
 
-    def score_with_map(self, src: ImageInput, *, bgr: bool = False) -> tuple[float, np.ndarray]:
+    @property
+    def threshold(self) -> float | None:
+        """The artifact's calibrated keep/retake threshold on 0-100 (its ``gate_threshold`` metadata)."""
+        return self.gate_threshold
+
+    def check(self, src: Any, *, channels: str | None = None, bgr: bool | None = None,
+              threshold: float | None = None) -> Verdict | list[Verdict]:
+        """Score and judge: a :class:`Verdict` for one input, a list for a list (or an N x H x W x 3 stack).
+
+        Args:
+            src: a path, bytes, PIL image or numpy frame; or a list of them; or a 4-d frame stack.
+            channels: ``"RGB"`` or ``"BGR"``: required for colour numpy frames (OpenCV's are BGR).
+            bgr: the same as a bool (``bgr=True`` = ``channels="BGR"``).
+            threshold: keep when score >= threshold [default: the artifact's calibrated ``gate_threshold``].
+        """
+        flag = channels_to_bgr(channels, bgr, src, required=True)
+        t = self.gate_threshold if threshold is None else float(threshold)
+        if t is None:
+            raise ModelLoadError(f"{self.artifact}: metadata has no gate_threshold; pass threshold=")
+        if _is_frame_batch(src):
+            items = list(src)
+            scores = self.score_batch(items, bgr=flag)
+            return [self._verdict(s, t, x, i) for i, (s, x) in enumerate(zip(scores, items))]
+        return self._verdict(self.score(src, bgr=flag), t, src, None)
+
+    @staticmethod
+    def _verdict(score: float, threshold: float, src: Any, index: int | None) -> Verdict:
+        name = _name(src)
+        if index is not None and name.startswith("<"):  # not a path: say which item of the batch it was
+            name = f"[{index}] {name}"
+        return Verdict(float(score), "keep" if score >= threshold else "retake", float(threshold), name)
+
+    def score_with_map(self, src: ImageInput, *, bgr: bool | None = None,
+                       channels: str | None = None) -> tuple[float, np.ndarray]:
         """Quality and the 8 x m x m quality map (where in the image the model sees problems)."""
-        s, q = self.run_prepared(self.prepare(src, bgr=bgr)[None])
+        s, q = self.run_prepared(self.prepare(src, bgr=channels_to_bgr(channels, bgr))[None])
         return float(s[0]), q[0]
 
-    def __call__(self, src: Any, *, bgr: bool = False):
+    def __call__(self, src: Any, *, bgr: bool | None = None, channels: str | None = None):
         """``scorer(x)``: a float for one input, an array for a list (or a 4-d frame stack)."""
-        if isinstance(src, (list, tuple)) or (isinstance(src, np.ndarray) and src.ndim == 4):
-            return self.score_batch(src, bgr=bgr)
-        return self.score(src, bgr=bgr)
+        if _is_frame_batch(src):
+            return self.score_batch(src, bgr=bgr, channels=channels)
+        return self.score(src, bgr=bgr, channels=channels)

@@ -122,6 +122,19 @@ class Handler(SimpleHTTPRequestHandler):
             self.send_header(key, value)
         super().end_headers()
 
+    def send_head(self):
+        # A file that is there but unreadable by the serving user is 403, never 404: the page then says
+        # "not readable" instead of "not found ... export it again" (exporting again would not help).
+        path = self.translate_path(self.path)
+        if os.path.isfile(path):
+            try:
+                with open(path, "rb"):
+                    pass
+            except PermissionError:
+                self.send_error(403, "not readable by the server (file permissions)")
+                return None
+        return super().send_head()
+
     def list_directory(self, path):  # a folder without index.html is not part of the page
         self.send_error(404, "no directory listings")
         return None

@@ -34,6 +34,9 @@ async function fetchBytes(url, what) {
     throw new core.PageError(`${url}: cannot be fetched (${e.message})`);
   }
   if (!res.ok) {
+    if (res.status === 403) {
+      throw new core.PageError(`${url}: not readable by the server (${what}): its file permissions keep the serving user out; make the folder readable (chmod -R a+rX) on the server`);
+    }
     const why = res.status === 404 ? "not found" : `HTTP ${res.status}`;
     throw new core.PageError(`${url}: ${why} (${what}). This folder is incomplete: export it again with dpiqa-edge export --target web`);
   }
@@ -59,7 +62,8 @@ async function load() {
   }
   const ort = state.ort;
   // Threads need SharedArrayBuffer, which browsers give only to cross-origin-isolated pages.
-  const wanted = params.has("threads") ? Number(params.get("threads")) : Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2));
+  // default: every core up to 4 (a 2-core machine gets 2; half the cores left 2-core machines on one thread)
+  const wanted = params.has("threads") ? Number(params.get("threads")) : Math.min(4, Math.max(1, navigator.hardwareConcurrency || 1));
   if (!Number.isInteger(wanted) || wanted < 1) throw new core.PageError(`?threads=${params.get("threads")}: expected a whole number >= 1`);
   state.threads = self.crossOriginIsolated ? wanted : 1;
   ort.env.wasm.numThreads = state.threads;
