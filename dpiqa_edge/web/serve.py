@@ -122,19 +122,6 @@ class Handler(SimpleHTTPRequestHandler):
             self.send_header(key, value)
         super().end_headers()
 
-    def send_head(self):
-        # A file that is there but unreadable by the serving user is 403, never 404: the page then says
-        # "not readable" instead of "not found ... export it again" (exporting again would not help).
-        path = self.translate_path(self.path)
-        if os.path.isfile(path):
-            try:
-                with open(path, "rb"):
-                    pass
-            except PermissionError:
-                self.send_error(403, "not readable by the server (file permissions)")
-                return None
-        return super().send_head()
-
     def list_directory(self, path):  # a folder without index.html is not part of the page
         self.send_error(404, "no directory listings")
         return None
@@ -175,6 +162,15 @@ class Handler(SimpleHTTPRequestHandler):
                 return None
             if name == "export.json" and os.path.isfile(target):
                 return self._send_redacted(target)
+        # A file that is there but unreadable by the serving user is 403, never 404: the page then says
+        # "not readable" instead of "not found ... export it again" (exporting again would not help).
+        if os.path.isfile(target):
+            try:
+                with open(target, "rb"):
+                    pass
+            except PermissionError:
+                self.send_error(HTTPStatus.FORBIDDEN, "not readable by the server (file permissions)")
+                return None
         try:
             return super().send_head()
         except (ValueError, OSError):
