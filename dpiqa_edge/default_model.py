@@ -147,7 +147,25 @@ def ship_float_and_frames(student_dir: Path | None = None, log=print) -> dict[st
     log_file = DEFAULT_DIR / SHIPPED_FLOAT / "third-party.log"  # the converters' log: not part of the package
     if log_file.is_file():
         log_file.unlink()
+    _package_relative(DEFAULT_DIR / SHIPPED_FLOAT / "export.json")
     return {"frames": str(manifest), "float_onnx": str(DEFAULT_DIR / SHIPPED_FLOAT)}
+
+
+def _package_relative(export_json: Path) -> None:
+    """Name this machine's package folder as ``dpiqa_edge/models/default`` in a shipped export folder's
+    export.json and MODEL_CARD.md (the card's recorded size follows)."""
+    import json
+
+    from .io import write_json, write_text
+    from .models import DEFAULT_DIR
+
+    here, there = str(DEFAULT_DIR.resolve()), "dpiqa_edge/models/default"
+    card = export_json.parent / "MODEL_CARD.md"
+    write_text(card, card.read_text(encoding="utf-8").replace(here, there))
+    record = json.loads(export_json.read_text(encoding="utf-8").replace(here, there))
+    if "MODEL_CARD.md" in record.get("files", {}):
+        record["files"]["MODEL_CARD.md"] = card.stat().st_size
+    write_json(export_json, record)
 
 
 def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False, console=None) -> dict[str, Any]:

@@ -186,7 +186,7 @@ def test_page_runs_on_more_than_one_thread_where_isolated(browser, sharpness_pag
         info, cores = page.evaluate("dpiqa.info"), page.evaluate("navigator.hardwareConcurrency")
         assert info["isolated"] is True and info["threads"] == min(4, max(1, cores))
         if cores >= 2:
-            assert info["threads"] >= 2 and f"{info['threads']} threads" in page.inner_text("#status")
+            assert info["threads"] >= 2 and f"{info['threads']} threads" in page.inner_text("#model")
         result = page.evaluate("u => dpiqa.scoreImage(u)", "astronaut.png")
         assert 0 <= result["score"] <= 100 and result["threads"] == info["threads"]
         one = open_page(browser, url + "?threads=1")

@@ -70,14 +70,14 @@ def check(artifact, inputs, camera, max_frames, threshold, as_json, batch_size, 
     if camera is not None:
         sources.append(Source("camera", f"camera:{camera}", index=camera))
     artifact = resolve_artifact(artifact)
-    read_only_coreml([artifact])  # check never converts: coremltools without torch loads in ~2 s, not ~15 s
+    early_log = read_only_coreml([artifact])  # check never converts: coremltools without torch, ~2 s not ~15 s
     scorer = QualityScorer(artifact, threads=threads, precision_hint=precision_hint, batch_size=batch_size)
     if threshold is None:
         threshold = scorer.gate_threshold
     if threshold is None:
         raise ConfigError(f"{artifact}: metadata has no gate_threshold; pass --threshold")
-    if scorer.library_log is not None:
-        click.echo(f"({scorer.name}'s own messages while loading went to {scorer.library_log})", err=True)
+    if (scorer.library_log or early_log) is not None:
+        click.echo(f"({scorer.name}'s own messages while loading went to {scorer.library_log or early_log})", err=True)
     gate_options = {"min_stable": min_stable, "hysteresis": hysteresis}
 
     # 2. score, with a progress bar on stderr when it is a terminal

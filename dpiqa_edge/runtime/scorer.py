@@ -87,19 +87,23 @@ def is_coreml(artifact: Any) -> bool:
     return p.suffix == ".mlpackage" or (p.is_dir() and (p / "model.mlpackage").exists())
 
 
-def read_only_coreml(artifacts) -> None:
+def read_only_coreml(artifacts) -> Any:
     """For a command that only reads models (``check``, ``report``): where one of ``artifacts`` is CoreML on
     Linux, import coremltools now without the converter libraries it probes (~2 s instead of ~15 s with
-    torch installed; ``coreml_mil.import_coremltools_for_reading``), its messages sent to the library log."""
+    torch installed; ``coreml_mil.import_coremltools_for_reading``), its messages sent to the library log.
+    Returns that log's path when something was written to it, else None."""
     import sys
 
     if sys.platform == "darwin" or not any(is_coreml(a) for a in artifacts if a is not None):
-        return
+        return None
     from ..quiet import default_log, third_party_output
     from .backends.coreml_mil import import_coremltools_for_reading
 
-    with third_party_output(default_log()):
+    log = default_log()
+    before = log.stat().st_size if log.is_file() else 0
+    with third_party_output(log) as where:
         import_coremltools_for_reading()
+    return log if where is not None and log.is_file() and log.stat().st_size > before else None
 
 
 def _noisy(artifact: Any) -> bool:
