@@ -110,3 +110,45 @@ def test_ladder_threshold_sits_in_the_middle_of_the_separating_gap():
     # overlap: one pristine photo (45) below one level-4 image (50): the best threshold keeps 2 of 3 pristine
     t, _ = ladder_threshold(np.array([90.0, 85, 45, 50, 30]), np.array([0, 0, 0, 4, 5]))
     assert 50 < t < 85
+
+
+def test_report_camera_section_keeps_per_tag_groups_and_the_held_out_group_table(tmp_path):
+    """Clean photos kept per content tag (two bokeh photos, one scored under the threshold), tau per family
+    group, and the leave-one-group-out table beside the peers' tau on the same groups."""
+    from dpiqa_edge.report.build import assemble_report, write_report
+    from dpiqa_edge.report.variants import ScoredVariant
+
+    refs, scenes, dists, levels = [], [], [], []
+    for r in range(4):
+        for d, lv in [("pristine", 0)] + [(d, lv) for d in ("jpeg", "oversharpen") for lv in range(1, 6)]:
+            refs.append(f"r{r}"); scenes.append(f"s{r}"); dists.append(d); levels.append(lv)  # noqa: E702
+    scores = np.array([100.0 - 15 * lv for lv in levels])
+    scores[refs.index("r3")] = 40.0  # r3's clean photo falls under the threshold 50
+    # BRISQUE (raw: lower = better) ranks jpeg right and oversharpening upside down
+    brisque = np.array([(-1 if d == "oversharpen" else 1) * lv for d, lv in zip(dists, levels)], float)
+    fields = dict(artifact="a", student="lite0", target="onnx", backend="onnx", precision_ran="int8",
+                  label=None, source_sha256=None, cost={}, gate_threshold=50.0)
+    v = ScoredVariant(name="int8", precision="int8", scores=scores, **fields)
+    tags = {"r0": ["bokeh", "animal"], "r1": ["day"], "r2": ["bokeh"], "r3": ["bokeh", "night"]}
+    ladder = {"refs": refs, "scenes": scenes, "distortions": dists, "levels": levels, "tags": tags}
+    logo = {"label": "synthetic severity", "mean_tau": 0.7,
+            "groups": {"compression": {"mean_tau": 0.9}, "sharpness": {"mean_tau": 0.5}}}
+    rep = assemble_report(manifest="m.csv", split="test", paths=[f"{i}.png" for i in range(len(scores))],
+                          mos=list(100.0 - 15 * np.array(levels)), variants=[v], teacher=None,
+                          references={"BRISQUE": brisque}, label="synthetic severity", n_boot=20, ladder=ladder,
+                          logo=logo)
+    cam = rep["camera"]
+    row = {r["name"]: r for r in cam["rows"]}
+    kept = row["int8"]["gate"]["keep_by_tag"]
+    assert kept["bokeh"] == {"keep": pytest.approx(2 / 3), "n": 3} and kept["night"] == {"keep": 0.0, "n": 1}
+    assert kept["day"]["keep"] == 1.0
+    # three perfect ladders per family and r3's, whose clean photo (40) sits under levels 1-3 and ties level
+    # 4: Kendall tau-b (11 - 3) / sqrt(14 x 15) = 0.552; the group mean is (3 + 0.552) / 4 for both groups
+    tau_r3 = 8 / np.sqrt(14 * 15)
+    assert row["int8"]["per_group"] == {"compression": pytest.approx((3 + tau_r3) / 4),
+                                        "sharpness": pytest.approx((3 + tau_r3) / 4)}
+    assert row["BRISQUE"]["per_group"]["sharpness"] == pytest.approx(-1.0)
+    assert cam["logo"]["groups"]["sharpness"] == {"held_out_tau": 0.5, "BRISQUE": pytest.approx(-1.0)}
+    write_report(rep, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "per content tag" in md and "Leave-one-group-out" in md and "| sharpness | 0.500 | -1.000 |" in md
