@@ -23,7 +23,6 @@ import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
