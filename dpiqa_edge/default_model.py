@@ -168,8 +168,10 @@ def _package_relative(export_json: Path) -> None:
     write_json(export_json, record)
 
 
-def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False, console=None) -> dict[str, Any]:
-    """Run the line; returns the summary written to ``out_dir/default-model.json``."""
+def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False, console=None,
+          compare=()) -> dict[str, Any]:
+    """Run the line; returns the summary written to ``out_dir/default-model.json``. ``compare``: other
+    artifacts (e.g. the model shipped before) scored beside the new variants on the same held-out ladders."""
     from rich.console import Console
 
     from .config import load_config
@@ -234,8 +236,10 @@ def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False
     #    the held-out test ladders: every variant, BRISQUE and NIQE, camera metrics.
     stages.run("leave-one-group-out", broad_dir / "logo.json", lambda: logo(broad_dir, cfg, cache))
     stages.run("report (held-out test ladders)", report_dir / "report.json",
-               lambda: make_report(manifest, None, [v for k, v in exports.items() if k in REPORTED], report_dir,
-                                   split="test", parent=exports["onnx-fp32"], raise_on_gate=False, batch_size=8,
+               lambda: make_report(manifest, None, [v for k, v in exports.items() if k in REPORTED] + list(compare),
+                                   report_dir,
+                                   split="test", parent=None if compare else exports["onnx-fp32"],
+                                   raise_on_gate=False, batch_size=8,
                                    n_boot=400, logo=broad_dir / "logo.json"))
     report = read_json(report_dir / "report.json")
 
@@ -299,10 +303,13 @@ def install_default(out_dir: Path, export_dir: Path, student_dir: Path, report: 
 @click.option("--cache", type=click.Path(file_okay=False), help="Photo cache [default: ~/.cache/dpiqa-edge/photos].")
 @click.option("--install", is_flag=True, help="Copy the result into the package (dpiqa_edge/models/default).")
 @click.option("--fresh", is_flag=True, help="Delete OUT first instead of reusing finished stages.")
+@click.option("--compare", multiple=True, type=click.Path(exists=True),
+              help="Another artifact to score beside the new variants in the report (e.g. a copy of the model "
+                   "shipped before); repeatable.")
 @click.option("--ship-only", is_flag=True,
               help="Only regenerate the float ONNX (models/default/onnx-fp32) and the shipped frames from the installed "
                    "float checkpoint (~1 min; needs [train,onnx,data]); --install does this too.")
-def default_model(out_dir: str, config_file: str | None, cache: str | None, install: bool, fresh: bool,
+def default_model(out_dir: str, config_file: str | None, cache: str | None, install: bool, fresh: bool, compare,
                   ship_only: bool) -> None:
     """Rebuild the shipped default model (the one `dpiqa-edge check` uses without --model).
 
@@ -324,7 +331,7 @@ def default_model(out_dir: str, config_file: str | None, cache: str | None, inst
     if fresh and out.exists():
         shutil.rmtree(out)
     cfg = Path(config_file) if config_file else CONFIG_DIR / "camera-broad.toml"
-    summary = build(out, cfg, cache=cache, install=install, console=console)
+    summary = build(out, cfg, cache=cache, install=install, console=console, compare=compare)
     for name, m in summary["camera"].items():
         g = m["gate"] or {}
         console.print(f"{name:18s} tau {m['mean_tau']:.3f}  AUC {m['auc']:.3f}"
