@@ -16,8 +16,11 @@ what it can and says what it skipped.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
+
+import numpy as np
 
 from ..timing import ratio, time_fn
 from . import Section, run_worker
@@ -26,8 +29,6 @@ FRAMES = ((480, 640), (720, 960))  #: preview sizes (h, w) a phone camera delive
 
 
 def _latency_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
-
     from ..runtime.scorer import QualityScorer
 
     scorer = QualityScorer(spec["artifact"], threads=spec["threads"])
@@ -53,6 +54,20 @@ def latency_section(quick: bool) -> Section:
                 continue
             rows.append([f"{frame[1]}x{frame[0]}", label, f"{r['input'][0]}x{r['input'][1]} {r['precision']}",
                          r["p50"], r["p95"], r["sampling_p50"], ratio(1e3, r["p50"])])
+    base = os.environ.get("DPIQA_BENCH_BASELINE")
+    if base:  # side by side: the shipped model and a baseline artifact, alternating processes, 1 thread
+        frame = FRAMES[0]
+        runs: dict[str, list[float]] = {"shipped": [], "baseline": []}
+        for _ in range(2 if quick else 4):
+            for key, a in (("shipped", art), ("baseline", base)):
+                r = run_worker("dpiqa_edge.bench.camera", {"artifact": a, "threads": 1, "frame": list(frame),
+                                                          "warmup": 3, "repeat": 10 if quick else 30})
+                if "error" not in r:
+                    runs[key].append(r["p50"])
+        if runs["shipped"] and runs["baseline"]:
+            new, old = float(np.median(runs["shipped"])), float(np.median(runs["baseline"]))
+            rows.append([f"{frame[1]}x{frame[0]}", f"1 thread, shipped vs baseline {base} (alternating, median of "
+                         f"{len(runs['shipped'])} processes)", "", new, old, "", f"ratio {new / old:.2f}"])
     return Section("Default model: one preview frame, sampling included (shipped INT8 ONNX, onnxruntime)",
                    ["camera frame", "threads", "model input / precision", "p50 ms", "p95 ms", "of which sampling ms",
                     "frames/s"], rows,
@@ -62,8 +77,6 @@ def latency_section(quick: bool) -> Section:
 
 
 def accuracy_section(quick: bool) -> Section | None:
-    import numpy as np
-
     from ..data import photos as pool
     from ..data.camera import LadderSet
     from ..errors import DpiqaError
@@ -76,7 +89,9 @@ def accuracy_section(quick: bool) -> Section | None:
     except DpiqaError as exc:
         print(f"bench camera: held-out photos unavailable ({exc}); accuracy skipped", file=sys.stderr)
         return None
-    lad = LadderSet.build(ps, images, 450)
+    from ..data import families
+
+    lad = LadderSet.build(ps, images, 450, families_=list(families.FAMILIES), per_photo=8, mixtures=1)
     ladder = {"refs": lad.refs, "scenes": lad.scenes, "distortions": lad.distortions, "levels": lad.levels}
     scorer = QualityScorer(default_artifact())
     scores = {"shipped INT8 ONNX": (np.array([scorer.score(f) for f in lad.frames]), scorer.gate_threshold)}
@@ -102,7 +117,7 @@ def accuracy_section(quick: bool) -> Section | None:
             refs = {"BRISQUE": peers.brisque_scores(paths), "NIQE": peers.niqe_scores(paths)}
     rows = [camera_row(n, "variant", s, ladder, threshold=t, n_boot=200 if quick else 1000) for n, (s, t) in scores.items()]
     rows += [camera_row(n, "reference", -np.asarray(r, float), ladder, n_boot=200 if quick else 1000) for n, r in refs.items()]
-    names = list(rows[0]["per_distortion"])
+    names = list(rows[0]["per_group"])  # 31 families + mixture: one column per group (families in report/)
 
     def ci(m):
         return f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
@@ -112,7 +127,7 @@ def accuracy_section(quick: bool) -> Section | None:
         g = r["gate"] or {}
         gate = (f"{g['keep_pristine']:.0%} / {g['flag_level4']:.0%} / {g['flag_level5']:.0%} at {g['threshold']:.1f}"
                 if g else "")
-        table.append([r["name"], ci(r["mean_tau"]), ci(r["auc"]), gate] + [r["per_distortion"][d]["value"] for d in names])
+        table.append([r["name"], ci(r["mean_tau"]), ci(r["auc"]), gate] + [r["per_group"].get(d) for d in names])
     return Section(f"Default model on the held-out camera ladders ({len(set(lad.scenes))} scenes, {len(set(lad.refs))} photos, "
                    f"{len(lad.frames)} images at preview size; synthetic severity)",
                    ["model", "mean tau [95% CI]", "AUC pristine vs L>=4 [95% CI]", "kept pristine / flagged L4 / L5"] + names,
