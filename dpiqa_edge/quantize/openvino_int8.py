@@ -44,7 +44,8 @@ SCORE_OUTPUT = "score"
 #: AVX2-only CPU (no VNNI) with test_int8's tiny student: with FIRST_LAYER its INT8 IR ranked 12 val images
 #: at SRCC 0.881 against its float parent (a drop of 0.119; accuracy control reverted 5 of 8 layers and still
 #: missed a 0.01 budget), with ENABLE within budget. An IR is made once and run on either kind of CPU, so
-#: every layer gets 7-bit weights.
+#: every layer gets 7-bit weights (depthwise convolutions excepted, by NNCF itself: one input channel per
+#: output, no pairwise int16 sum to overflow).
 OVERFLOW_FIX = "enable"
 WEIGHT_RANGE_NOTE = ("7-bit weights (NNCF overflow_fix=enable): x86 CPUs without VNNI run u8 x i8 products through "
                      "a saturating int16 sum (vpmaddubsw) that 8-bit weights overflow; 7-bit weights cannot, so the IR "
@@ -156,8 +157,8 @@ def quantize_openvino(src_xml: str | os.PathLike, dst_xml: str | os.PathLike, ca
             pass the gate; why and what it costs: ``onnx_int8.quantize_onnx``, whose ORT path needs 6).
         preset: ``performance`` (symmetric, fastest on CPU) or ``mixed`` (asymmetric activations).
         max_iterations: accuracy control's limit on layer-reverting rounds.
-        overflow_fix: NNCF's ``OverflowFix``: ``enable`` (default: every conv/matmul weight in 7 bits, so the
-            IR cannot saturate on x86 CPUs without VNNI; :data:`OVERFLOW_FIX`), ``first_layer`` (NNCF's
+        overflow_fix: NNCF's ``OverflowFix``: ``enable`` (default: every conv/matmul weight but depthwise in 7 bits, so the
+            IR cannot saturate on x86 CPUs without VNNI; :data:`OVERFLOW_FIX`), ``first_layer_only`` (NNCF's
             default) or ``disable``.
     """
     import nncf
