@@ -23,6 +23,18 @@ each consumer its own DequantizeLinear itself), with a handful of Quantize/Dequa
 float edges (input normalisation, the quality-map Resize, the score head); :mod:`.ort_kernels` counts
 them from ORT's profiler and the export records the count.
 
+**7-bit weights (``reduce_range``), on every machine.** On x86 CPUs without VNNI (AVX2; AVX-512 without
+VNNI) ORT's U8S8 kernels multiply uint8 activations by int8 weights with ``vpmaddubsw``, which adds each
+pair of products into a *saturating* int16: 255 x 127 x 2 = 64770 does not fit, 255 x 64 x 2 = 32640 does.
+VNNI (``vpdpbusd``, int32) and the browser's WASM kernels do not saturate, so an 8-bit artifact scores
+differently by machine. Measured on an AVX2-only CPU with the shipped 8-bit INT8 (made on a VNNI host):
+96 shipped test frames moved by up to 8.0 points between ORT's default kernels and its non-saturating ones
+(``session.x64quantprecision=1``), and the web page's INT8 scores were 19 points from Python's. An
+artifact is made once and runs on users' laptops of both kinds, so every export uses 7-bit weights
+(ORT's documented setting for non-VNNI CPUs) and records it (``weight_range``; metadata ``int8_weights``);
+the two kernel paths then agree exactly. Its cost is accuracy, judged by the export's gate like any INT8
+setting (docs/int8-x86.md has the measurements).
+
 Calibration methods: ``minmax`` (default; streams, so any number of images), ``entropy`` and
 ``percentile`` (histograms). ORT's histogram calibrators keep every intermediate output of every image
 in memory until collection ends (130-260 MB per 512 px Lite0 image, docs/design-notes.md), so they are
