@@ -16,6 +16,14 @@ scores are checked to spread over the photos, so agreement cannot come from cons
   fold is then exact and 1e-4 tests the importer alone - order, shapes, the un-folding, the biases.
 * The ONNX-only route runs the authors' graph itself: its reference is onnxruntime on the released file.
 * The teacher: the authors' latent is a VAE *sample*; the replica's posterior std is pinned to exp(-15).
+  Its scores are held to ``TEACHER_TOL`` (5e-4), not 1e-4: the tiny random UNet turns float32 rounding
+  into ~1e-4 on 0-100, so 1e-4 measured the CPU, not the importer. Measured on an AVX2 CPU (no AVX-512;
+  the test had passed on an AVX-512 host): the imported teacher vs the replica's reference 1.37e-4; the
+  same imported teacher run with 2 threads instead of 1 moved by 1.3e-4, with oneDNN off by 2.1e-4, a
+  VAE sample instead of the mean (the replica's own step, std 3e-7) by 1.0-2.1e-4 over 3 seeds; a float64
+  run sits 1.3e-4 from ours and 1.5e-4 from the reference. All float noise; an importer error (a wrong
+  block order, a lost bias) moves scores by points on these 60-point-spread scores, and the quality map
+  (no VAE sample in its scale) still agrees within 1e-4 of its peak.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from dpiqa_edge.cli import main  # noqa: E402
 
 SIZE, MAP = 64, 8
 TOL = 1e-4  # on 0-100 (scores) and relative to max(1, peak) (maps)
+TEACHER_TOL = 5e-4  # the teacher's scores: float32 noise of its UNet measured at up to 2.1e-4 (module doc)
 LEVELS = ((0, 80.0), (4, 20.0))  # (Gaussian blur radius, MOS): clean and heavily blurred
 
 
@@ -205,9 +214,9 @@ def _scores(model, x):
     return s.numpy().reshape(-1), q.numpy()
 
 
-def _close(ours, ref_scores, ours_map, ref_map):
+def _close(ours, ref_scores, ours_map, ref_map, score_tol=TOL):
     assert np.ptp(ref_scores) > 5, "the replica must score the photos differently"
-    assert np.max(np.abs(ours - ref_scores)) <= TOL
+    assert np.max(np.abs(ours - ref_scores)) <= score_tol
     assert np.max(np.abs(ours_map - ref_map)) <= TOL * max(1.0, float(np.abs(ref_map).max()))
 
 
@@ -272,7 +281,7 @@ def test_teacher_pack_and_state_dict_import(released, tmp_path):
         teacher = load_teacher(args[3])
         assert teacher.config.reference_decoder and teacher.config.vae_input_range == "0,1"
         ours, fmap = _scores(teacher, released["x"])
-        _close(ours, 100.0 * raw, fmap, fq)
+        _close(ours, 100.0 * raw, fmap, fq, score_tol=TEACHER_TOL)
     notes = json.loads((tmp_path / "pack" / "config.json").read_text())["provenance"]["imported"]
     assert notes["prompt_embeddings"].startswith("the pack") and len(notes["dropped_unused"]) == 7  # bnc1 x5, classifier_dist x2
     # without a prompt matrix a state dict cannot be imported: one line, exit 2

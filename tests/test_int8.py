@@ -125,7 +125,7 @@ def test_onnx_int8_has_qdq_int8_weights_and_float_head_tail(fp32_onnx, images, t
 
 
 def test_onnx_keep_float_patterns_and_full_quantization(fp32_onnx, images, tmp_path):
-    from dpiqa_edge.quantize.onnx_int8 import inspect_onnx_int8, quantize_onnx
+    from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
 
     kept = quantize_onnx(fp32_onnx, tmp_path / "a.onnx", images[:8], keep_float=["*head*"], float_first_convs=0,
                          progress=False)
@@ -414,3 +414,73 @@ def test_float_precision_rule(default, agreement, change, chosen):
 
     got, why = decide_float_precision(default, agreement, change, 80)
     assert got == chosen and why
+
+
+# -- 7-bit weights: no int16 saturation on x86 CPUs without VNNI ---------------------------------------
+def _ort_scores_with(path, images, **config):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    for key, value in config.items():
+        opts.add_session_config_entry(key, value)
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return sess.run(["score"], {"image": np.stack(images)})[0]
+
+
+def test_onnx_int8_weights_are_7_bit_and_do_not_saturate(quantized, fp32_onnx, images, tmp_path):
+    """ORT's U8S8 kernels on x86 without VNNI (AVX2) add pairs of uint8 x int8 products in a saturating
+    int16 (vpmaddubsw): 255 * 127 * 2 overflows it, 255 * 64 * 2 does not. Every export stores its conv
+    weights in [-64, 64] (reduce_range) and says so; ``session.x64quantprecision=1`` (ORT's non-saturating
+    x64 kernels) must then change nothing - on a VNNI CPU the two are the same kernels anyway, on AVX2 an
+    8-bit artifact moved by up to 8 points on the shipped model's photos (BENCHMARKS.md)."""
+    from onnx import TensorProto, numpy_helper
+
+    info, art = quantized["u8"]
+    assert info["reduce_range"] is True and "7-bit" in info["weights"] and "VNNI" in info["weight_range"]
+    m = onnx.load(str(art))
+    producers = {o: n for n in m.graph.node for o in n.output}
+    inits = {t.name: t for t in m.graph.initializer}
+    weights = [numpy_helper.to_array(inits[producers[n.input[1]].input[0]]) for n in m.graph.node
+               if n.op_type == "Conv" and n.input[1] in producers]
+    assert len(weights) == 5 and all(inits[producers[n.input[1]].input[0]].data_type == TensorProto.INT8
+                                     for n in m.graph.node if n.op_type == "Conv")
+    assert max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64
+    x = images[12:]
+    default, exact = _ort_scores(art, x), _ort_scores_with(art, x, **{"session.x64quantprecision": "1"})
+    # 1e-4: the two kernels sum the same integers; only their float requantization may round differently
+    assert np.max(np.abs(default - exact)) <= 1e-4, np.abs(default - exact)
+    # asked for full-range weights, the export has them: the range check above can fail
+    from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
+
+    full = quantize_onnx(fp32_onnx, tmp_path / "full.onnx", images[:12], float_first_convs=0, reduce_range=False,
+                         progress=False)
+    assert full["reduce_range"] is False and full["artifact"]["int8_weight_dequantizers"] == info["artifact"]["int8_weight_dequantizers"]
+    f = onnx.load(str(tmp_path / "full.onnx"))
+    assert max(int(np.abs(numpy_helper.to_array(t).astype(np.int32)).max()) for t in f.graph.initializer
+               if t.data_type == TensorProto.INT8) > 64
+
+
+def test_openvino_int8_weights_are_7_bit(fp32_ir, images, tmp_path):
+    """NNCF's overflow fix on every layer (not only the first, NNCF's default): every int8 weight constant in
+    the saved IR holds 7-bit values, so the CPU plugin's u8 x i8 kernels cannot saturate without VNNI; the
+    choice is in the summary (export.json)."""
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from dpiqa_edge.quantize.openvino_int8 import quantize_openvino
+
+    def widest(xml):
+        """Largest |value| of the int8 weight constants that feed a pairwise kernel. Depthwise weights
+        (G, 1, 1, kh, kw) are left out: NNCF's overflow fix skips depthwise convolutions by design (no
+        pairwise int16 sum over input channels there: one input channel per output)."""
+        consts = [op.get_data() for op in ov.Core().read_model(str(xml)).get_ops()
+                  if op.get_type_name() == "Constant" and op.get_output_element_type(0).get_type_name() == "i8"]
+        dense = [c for c in consts if not (c.ndim == 5 and c.shape[1:3] == (1, 1))]
+        assert len(dense) == 5, [c.shape for c in consts]  # stem, pointwise, down, to_map, the head's first linear
+        return max(int(np.abs(c.astype(np.int32)).max()) for c in dense)
+
+    info = quantize_openvino(fp32_ir, tmp_path / "q.xml", images[:12], float_first_convs=0)
+    assert info["overflow_fix"] == "enable" and "7-bit" in info["weights"] and "VNNI" in info["weight_range"]
+    assert widest(tmp_path / "q.xml") <= 64
+    # NNCF's default (FIRST_LAYER) keeps the later layers 8-bit: the check above can fail
+    full = quantize_openvino(fp32_ir, tmp_path / "f.xml", images[:12], float_first_convs=0, overflow_fix="first_layer_only")
+    assert full["overflow_fix"] == "first_layer_only" and widest(tmp_path / "f.xml") > 64

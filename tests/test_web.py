@@ -2,9 +2,16 @@
 
 What is checked, against the Python runtime on the same inputs:
 * scores of package photos (PNG, JPEG, grey) on a tiny Lite0 student exported with ``--target web``,
-  fp32 and INT8: within 0.5 on 0-100 (the issue's bar; measured at most 1.4e-4 fp32 and 0.05 INT8: one
-  graph on two builds of onnxruntime, whose WASM int8 kernels round differently from x86's), and the
-  model input itself equal to ``Preprocess``'s;
+  fp32 within 0.5 on 0-100 (the issue's bar; measured at most 1.4e-4), and the model input itself equal
+  to ``Preprocess``'s. INT8: the median photo within 0.5 and every photo within ``INT8_TOL`` (5): the
+  untrained test student turns one quantization step anywhere into points (its INT8 export is ~10 points
+  off its own fp32), and WASM's float kernels round differently from x86's. Measured on an AVX2 CPU (no
+  VNNI): with graph optimisation off in both runtimes - the QDQ graph as written, DequantizeLinear ->
+  float Conv -> QuantizeLinear, no integer kernel anywhere - the page and Python differ by 3.5 points on
+  chelsea.png and by < 0.1 on the rest; the optimised page by 2.8 there. What 5 still catches: x86's
+  U8S8 kernels saturating int16 sums on 8-bit weights (CPUs without VNNI) put the page 19 points from
+  Python before INT8 exports got 7-bit weights; that guard is direct here too (Python's scores equal
+  those of ORT's non-saturating x64 kernels, ``session.x64quantprecision``);
 * the JS resize equals Pillow's for every filter ``Preprocess`` allows, exactly (uint8 for uint8);
 * the JS camera gate equals ``CameraGate`` on a score sequence (verdicts, smoothed scores, cheap checks);
 * a fake camera (Chromium's file-backed capture device) playing a photo sharp -> blurred -> sharp drives
@@ -35,6 +42,7 @@ from dpiqa_edge.web import browser as web_browser
 NO_BROWSER = web_browser.unavailable()
 needs_browser = pytest.mark.skipif(NO_BROWSER is not None, reason=f"browser tests skipped: {NO_BROWSER}")
 SCORE_TOL = 0.5  #: the issue's bar on 0-100; the page and Python run the same graph (see above for what is measured)
+INT8_TOL = 5.0  #: any one photo, INT8: float rounding at a quantize step, amplified by the test student (module doc)
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "camera.png")  # RGB PNGs, a JPEG, a grey PNG
 #: made in the fixture: a phone JPEG whose EXIF says "rotate 90" and a PNG with transparency
 MADE = ("rotated.jpg", "alpha.png")
@@ -231,14 +239,31 @@ def test_page_scores_equal_python_runtime(browser, web_exports, precision):
                 assert np.abs(x - pre(folder / name).reshape(-1)).max() <= 1.01 / 255, name
             else:
                 assert np.array_equal(x, pre(folder / name).reshape(-1)), name
-        assert max(diffs.values()) <= SCORE_TOL, diffs
+        if precision == "fp32":
+            assert max(diffs.values()) <= SCORE_TOL, diffs
+        else:
+            assert float(np.median(list(diffs.values()))) <= SCORE_TOL and max(diffs.values()) <= INT8_TOL, diffs
         # ?image=URL writes the same result into the page
         page.goto(f"{url}?image=rocket.jpg")
         page.wait_for_function("document.documentElement.dataset.result", timeout=60_000)
         result = json.loads(page.inner_text("#result"))
-        assert result["score"] == pytest.approx(scorer.score(folder / "rocket.jpg"), abs=SCORE_TOL)
+        assert result["score"] == pytest.approx(scorer.score(folder / "rocket.jpg"),
+                                                abs=SCORE_TOL if precision == "fp32" else INT8_TOL)
         assert result["verdict"] == ("keep" if result["score"] >= scorer.gate_threshold else "retake")
         page.context.close()
+    if precision == "int8":  # 7-bit weights, recorded; native onnxruntime does not saturate on them
+        import onnxruntime as ort
+
+        assert "7-bit" in record["metadata"]["int8_weights"] and record["conversion"]["quantization"]["reduce_range"]
+        x = np.stack([pre(folder / name) for name in PHOTOS]).astype(np.float32)
+        runs = []
+        for config in ({}, {"session.x64quantprecision": "1"}):
+            opts = ort.SessionOptions()
+            for key, value in config.items():
+                opts.add_session_config_entry(key, value)
+            sess = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+            runs.append(np.array([sess.run(["score"], {sess.get_inputs()[0].name: x[i:i + 1]})[0] for i in range(len(x))]))
+        assert np.max(np.abs(runs[0] - runs[1])) <= 1e-4, runs  # same integer sums; float requantization only
 
 
 @needs_browser

@@ -262,6 +262,8 @@ def _convert(job: _Job, tmp: Path, rung: dict[str, Any]) -> tuple[Path, dict[str
                                             calib=job.calib_arrays, val=job.val_images)
     if "runtime_options" in info:  # options the target wrote into the artifact for the loader to apply
         job.meta["runtime_options"] = info["runtime_options"]
+    if "int8_weights" in info:  # the INT8 weight range the target stored in the artifact (7-bit: no x86 saturation)
+        job.meta["int8_weights"] = info["int8_weights"]
     return artifact, info, time.perf_counter() - t1
 
 

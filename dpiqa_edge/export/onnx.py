@@ -118,8 +118,12 @@ def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str,
         # quantize_onnx carries the metadata; make sure it is all ours, with the session options the
         # gate and the bench run it with (the shared loader applies them)
         info["runtime_options"] = dict(RUNTIME_OPTIONS)
+        # the weight range (7-bit unless asked otherwise: quantize_onnx's reduce_range) travels in the file,
+        # so whoever runs it on a CPU without VNNI can see it was made not to saturate there
+        info["int8_weights"] = info["quantization"]["weight_range"]
         proto = onnx.load(str(dest))
-        set_metadata(proto, {**metadata, **encode_metadata({"runtime_options": info["runtime_options"]})})
+        set_metadata(proto, {**metadata, **encode_metadata({"runtime_options": info["runtime_options"],
+                                                            "int8_weights": info["int8_weights"]})})
         onnx.save(proto, str(dest))
         # what ORT really runs (kernel counts per run, from its profiler): a QDQ graph ORT could not
         # fuse runs float kernels between Q/DQ pairs and is slower than fp32 (quantize.ort_kernels)

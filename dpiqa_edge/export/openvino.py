@@ -58,7 +58,10 @@ def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str,
             info["quantization"] = quantize_openvino(fp32, dest, calib, val=val, **opts)
         # the precision chosen for the ops NNCF left float travels in the IR; the runtime loader applies it
         info["runtime_options"] = info["quantization"]["float_rest"]["runtime_options"]
-        _restamp(dest, {**metadata, **encode_metadata({"runtime_options": info["runtime_options"]})})
+        # and the weight range (7-bit: NNCF's overflow fix on every layer, quantize.openvino_int8.OVERFLOW_FIX)
+        info["int8_weights"] = info["quantization"]["weight_range"]
+        _restamp(dest, {**metadata, **encode_metadata({"runtime_options": info["runtime_options"],
+                                                       "int8_weights": info["int8_weights"]})})
     else:
         raise ExportError(f"openvino: unknown precision {settings.precision!r}")
     return dest, info

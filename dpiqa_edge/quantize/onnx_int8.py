@@ -23,6 +23,18 @@ each consumer its own DequantizeLinear itself), with a handful of Quantize/Dequa
 float edges (input normalisation, the quality-map Resize, the score head); :mod:`.ort_kernels` counts
 them from ORT's profiler and the export records the count.
 
+**7-bit weights (``reduce_range``), on every machine.** On x86 CPUs without VNNI (AVX2; AVX-512 without
+VNNI) ORT's U8S8 kernels multiply uint8 activations by int8 weights with ``vpmaddubsw``, which adds each
+pair of products into a *saturating* int16: 255 x 127 x 2 = 64770 does not fit, 255 x 64 x 2 = 32640 does.
+VNNI (``vpdpbusd``, int32) and the browser's WASM kernels do not saturate, so an 8-bit artifact scores
+differently by machine. Measured on an AVX2-only CPU with the shipped 8-bit INT8 (made on a VNNI host):
+96 shipped test frames moved by up to 8.0 points between ORT's default kernels and its non-saturating ones
+(``session.x64quantprecision=1``), and the web page's INT8 scores were 19 points from Python's. An
+artifact is made once and runs on users' laptops of both kinds, so every export uses 7-bit weights
+(ORT's documented setting for non-VNNI CPUs) and records it (``weight_range``; metadata ``int8_weights``);
+the two kernel paths then agree exactly. Its cost is accuracy, judged by the export's gate like any INT8
+setting (docs/int8-x86.md has the measurements).
+
 Calibration methods: ``minmax`` (default; streams, so any number of images), ``entropy`` and
 ``percentile`` (histograms). ORT's histogram calibrators keep every intermediate output of every image
 in memory until collection ends (130-260 MB per 512 px Lite0 image, docs/design-notes.md), so they are
@@ -56,6 +68,10 @@ FLOAT_FIRST_CONVS_LADDER = (3, 6)
 #: applied by the shared loader: ORT's default level, named so an app that lowers it (QDQ fusion needs
 #: at least ORT_ENABLE_EXTENDED, the NCHWc float layout ORT_ENABLE_ALL) can see what it gives up
 RUNTIME_OPTIONS = {"graph_optimization_level": "ORT_ENABLE_ALL"}
+#: what ``reduce_range=True`` means, recorded in the summary (export.json) and the artifact's metadata
+WEIGHT_RANGE_NOTE = ("7-bit weights (onnxruntime reduce_range): x86 CPUs without VNNI (AVX2, AVX-512 without "
+                     "VNNI) run U8S8 products through a saturating int16 sum (vpmaddubsw) that 8-bit weights overflow; "
+                     "7-bit weights cannot, so the artifact scores the same there, on VNNI CPUs and in the browser")
 HIST_MAX_IMAGES = 128  #: default cap for entropy / percentile (memory and time grow with every image)
 LINEAR_OPS = ("Gemm", "MatMul")
 
@@ -169,7 +185,7 @@ def inspect_onnx_int8(path: str | os.PathLike) -> dict:
 def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, calib: Sequence[np.ndarray],
                   method: str = "minmax", per_channel: bool = True, keep_float: Sequence[str] | None = None,
                   head_linears: int = 1, float_first_convs: int = 6, chunk: int = 16,
-                  max_images: int | None = None, activations: str = "uint8", reduce_range: bool = False,
+                  max_images: int | None = None, activations: str = "uint8", reduce_range: bool = True,
                   progress: bool = True) -> dict:
     """Quantize an fp32 ONNX model to INT8 QDQ; returns a JSON-ready summary for ``export.json``.
 
@@ -199,8 +215,12 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
         max_images: cap on calibration images (default: all for minmax, ``HIST_MAX_IMAGES`` otherwise).
         activations: ``uint8`` (default: U8S8, what ORT fuses into integer kernels on every CPU; module doc)
             or ``int8`` (S8S8: fused on ARM builds only, float kernels on x86).
-        reduce_range: 7-bit weights (ORT's advice for x86 CPUs without VNNI, whose U8S8 kernels can
-            saturate a 16-bit intermediate; module doc of ``export/card`` says where it matters).
+        reduce_range: 7-bit weights, [-64, 64] (default True; ORT's documented setting for x86 CPUs without
+            VNNI). Those CPUs' U8S8 kernels multiply uint8 activations by int8 weights with ``vpmaddubsw``,
+            which adds two products into a saturating int16: 255 * 127 * 2 = 64770 overflows 32767, 255 * 64
+            * 2 = 32640 does not. One artifact runs on every laptop (VNNI or not) and in the browser (WASM,
+            no saturation), so it is made 7-bit everywhere; :data:`WEIGHT_RANGE_NOTE` says what it costs.
+            ``False`` gives full-range weights, correct only where the runtime does not saturate.
         progress: show a progress bar.
     """
     import onnx
@@ -272,6 +292,8 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
         "tool": "onnxruntime.quantization.quantize_static",
         "format": "QDQ",
         "weights": ("int8 per-channel" if per_channel else "int8 per-tensor") + (", 7-bit range" if reduce_range else ""),
+        "reduce_range": reduce_range,
+        "weight_range": WEIGHT_RANGE_NOTE if reduce_range else "8-bit weights: can saturate on x86 CPUs without VNNI",
         "activations": f"{activations} asymmetric",
         "method": method,
         "calibration_images": len(batches),
