@@ -345,9 +345,11 @@ def ladder_metrics(scores, meta: dict, families=None, n_boot: int = 0) -> dict:
                           n_boot=n_boot)
 
 
-def train_tail(out_dir: Path, cfg: BroadConfig, train, val, exclude=(), quiet: bool = False) -> Path:
+def train_tail(out_dir: Path, cfg: BroadConfig, train, val, exclude=(), quiet: bool = False,
+               select: bool = True) -> Path:
     """Train the tail with the families of ``exclude`` removed, on ``train`` = :func:`load_training` and
-    picking the epoch on ``val`` = :func:`load_ladders`; ``out_dir`` gets the best-val student."""
+    picking the epoch on ``val`` = :func:`load_ladders` (``select=False``: no per-epoch evaluation, the
+    last epoch is the result); ``out_dir`` gets the student."""
     import torch
 
     from ..student import build_student, save_student
@@ -371,7 +373,7 @@ def train_tail(out_dir: Path, cfg: BroadConfig, train, val, exclude=(), quiet: b
     provenance = {"recipe": "broad", "broad": dataclasses.asdict(cfg), "label": SEVERITY_LABEL,
                   "excluded_families": sorted(excluded), "training_groups": len(data)}
     loop = cfg.train if not quiet else dataclasses.replace(cfg.train, progress=False)
-    result = fit(model, lambda m, b: broad_loss(m, b, cfg), data, out_dir, loop, eval_fn=evaluate,
+    result = fit(model, lambda m, b: broad_loss(m, b, cfg), data, out_dir, loop, eval_fn=evaluate if select else None,
                  save_fn=lambda m, d: save_student(m, student_cfg, d, **provenance),
                  config={"broad": dataclasses.asdict(cfg), "provenance": provenance})
     from safetensors.torch import load_model
@@ -441,7 +443,7 @@ def logo(out_dir: Path, cfg: BroadConfig, cache=None, groups=None, progress: boo
         done = run / "result.json"
         if not done.is_file():
             t0 = time.perf_counter()
-            train_tail(run, cheap, train, val, exclude=fam.in_group(g), quiet=not progress)
+            train_tail(run, cheap, train, val, exclude=fam.in_group(g), quiet=not progress, select=False)
             from ..student import load_student
 
             model, _ = load_student(run)
@@ -454,7 +456,8 @@ def logo(out_dir: Path, cfg: BroadConfig, cache=None, groups=None, progress: boo
         results[g] = json.loads(done.read_text())
     summary = {"label": SEVERITY_LABEL, "recipe": dataclasses.asdict(cheap),
                "settings": f"{e} epochs, the first {cfg.logo_groups_per_photo or 'all'} of each training photo's "
-                           f"{cfg.groups_per_photo} groups (the final model: {cfg.train.epochs} epochs, all groups)",
+                           f"{cfg.groups_per_photo} groups, the last epoch kept (the final model: {cfg.train.epochs} "
+                           "epochs, all groups, best epoch on val)",
                "groups": {g: {"mean_tau": r["test"]["mean_tau"], "auc": r["test"]["auc"],
                               "per_family": {d: v["tau"] for d, v in r["test"]["per_distortion"].items()}}
                           for g, r in results.items()}}
