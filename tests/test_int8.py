@@ -125,7 +125,7 @@ def test_onnx_int8_has_qdq_int8_weights_and_float_head_tail(fp32_onnx, images, t
 
 
 def test_onnx_keep_float_patterns_and_full_quantization(fp32_onnx, images, tmp_path):
-    from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
+    from dpiqa_edge.quantize.onnx_int8 import inspect_onnx_int8, quantize_onnx
 
     kept = quantize_onnx(fp32_onnx, tmp_path / "a.onnx", images[:8], keep_float=["*head*"], float_first_convs=0,
                          progress=False)

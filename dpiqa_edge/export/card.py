@@ -227,6 +227,9 @@ def _runtime_lines(record: dict[str, Any]) -> list[str]:
     if rest:
         lines += [f"**Float ops (OpenVINO).** The ops NNCF left float run at {rest['chosen_label']}: "
                   f"{rest['why']}.", ""]
+    weights = (record.get("metadata") or {}).get("int8_weights")
+    if weights:
+        lines += [f"**INT8 weights.** {weights} (docs/int8-x86.md).", ""]
     opts = (record.get("metadata") or {}).get("runtime_options")
     if opts:
         lines += [f"**Runtime options** (in the artifact's metadata, applied by dpiqa-edge's loader; set them in "

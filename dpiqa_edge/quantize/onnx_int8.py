@@ -219,7 +219,7 @@ def quantize_onnx(src_onnx: str | os.PathLike, dst_onnx: str | os.PathLike, cali
             VNNI). Those CPUs' U8S8 kernels multiply uint8 activations by int8 weights with ``vpmaddubsw``,
             which adds two products into a saturating int16: 255 * 127 * 2 = 64770 overflows 32767, 255 * 64
             * 2 = 32640 does not. One artifact runs on every laptop (VNNI or not) and in the browser (WASM,
-            no saturation), so it is made 7-bit everywhere; :data:`WEIGHT_RANGE_NOTE` says what it costs.
+            no saturation), so it is made 7-bit everywhere (docs/int8-x86.md measures what that costs).
             ``False`` gives full-range weights, correct only where the runtime does not saturate.
         progress: show a progress bar.
     """
