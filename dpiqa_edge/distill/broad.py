@@ -447,10 +447,13 @@ def logo(out_dir: Path, cfg: BroadConfig, cache=None, groups=None, progress: boo
             from ..student import load_student
 
             model, _ = load_student(run)
-            scores = tail_scores(model, tfeats, cfg.freeze_stages)
             if not set(fam.in_group(g)) & set(tmeta["distortions"]):
                 raise ConfigError(f"leave-one-group-out: the test ladders hold no family of group {g!r}")
-            held = ladder_metrics(scores, tmeta, families=fam.in_group(g), n_boot=200)
+            # score only what the group's metrics read: its ladders and every clean image
+            idx = [i for i, d in enumerate(tmeta["distortions"]) if d == "pristine" or d in fam.in_group(g)]
+            sub = {k: [tmeta[k][i] for i in idx] for k in ("refs", "scenes", "distortions", "levels")}
+            scores = tail_scores(model, tfeats[idx], cfg.freeze_stages)
+            held = ladder_metrics(scores, sub, families=fam.in_group(g), n_boot=200)
             write_json(done, {"group": g, "families": fam.in_group(g), "test": held,
                               "seconds": round(time.perf_counter() - t0, 1)})
         results[g] = json.loads(done.read_text())
