@@ -47,7 +47,9 @@ def test_fp32_exports_without_torch_and_match_the_float_onnx(tmp_path, target):
         assert check["score"]["max_abs_diff"] <= floor and check["score"]["ok"]
     assert par["tolerance"]["score"] >= floor and par["source_noise"]["score"] < floor
     assert par["image_source"].endswith("frames/manifest.csv") and par["n_images"] == 8
-    assert record["gate_threshold"]["threshold"] == pytest.approx(59.527, abs=0.5)  # recorded with the checkpoint
+    # the threshold recorded with the checkpoint travels: the same as the shipped INT8 artifact's
+    shipped = json.loads((models.default_artifact() / "export.json").read_text())["gate_threshold"]["threshold"]
+    assert record["gate_threshold"]["threshold"] == pytest.approx(shipped, abs=1e-3)
     if target == "web":
         assert (out / "index.html").is_file() and (out / "config.json").is_file()
 
