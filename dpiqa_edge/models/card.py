@@ -94,12 +94,12 @@ def default_card(report: dict[str, Any], cfg, gate: dict[str, Any], config_file:
                   "The same recipe trained once per group with that group's families removed (mixtures containing "
                   "them too), scored on the held-out test photos' ladders of that group. This, not the tau on "
                   "trained families, says whether the recipe learned quality.", "",
-                  "| held-out group | model trained without it | " + " | ".join(peers) + " |",
+                  "| " + " | ".join(["held-out group", "model trained without it", *peers]) + " |",
                   "|---|---|" + "---|" * len(peers)]
-        lines += [f"| {g} | {_f(v['held_out_tau'])} | " + " | ".join(_f(v.get(p)) for p in peers) + " |"
+        lines += ["| " + " | ".join([g, _f(v["held_out_tau"]), *(_f(v.get(p)) for p in peers)]) + " |"
                   for g, v in lg["groups"].items()]
-        lines += [f"| **mean** | **{_f(lg['mean_tau'])}** | " + " | ".join(
-            _f(sum(v[p] for v in lg["groups"].values()) / len(lg["groups"])) for p in peers) + " |", ""]
+        lines += ["| " + " | ".join(["**mean**", f"**{_f(lg['mean_tau'])}**", *(
+            _f(sum(v[p] for v in lg["groups"].values()) / len(lg["groups"])) for p in peers)]) + " |", ""]
     groups = list(first.get("per_group") or {})
     lines += [
         f"## Held-out results ({cam['scenes']} scenes, {cam['references']} photos, {cam['images']} images at preview "
