@@ -71,13 +71,7 @@ def param_at(name: str, level: float) -> float:
     d = distortion(name)
     if not 0.0 < level <= 5.0:
         raise ConfigError(f"camera: level must be in (0, 5], got {level}")
-    pts = (d.identity,) + d.params
-    i = min(int(math.floor(level)), 4)
-    f = level - i
-    a, b = pts[i], pts[i + 1]
-    if d.geometric:
-        return float(math.exp((1 - f) * math.log(a) + f * math.log(b)))
-    return float((1 - f) * a + f * b)
+    return families.interpolate(d.identity, d.params, d.geometric, level)
 
 
 def score_at(level: float) -> float:

@@ -443,11 +443,17 @@ def param_at(name: str, level: float) -> float:
     f = family(name)
     if not 0.0 < level <= 5.0:
         raise ConfigError(f"level must be in (0, 5], got {level}")
-    pts = (f.identity,) + f.params
+    return interpolate(f.identity, f.params, f.geometric, level)
+
+
+def interpolate(identity: float, params, geometric: bool, level: float) -> float:
+    """The parameter at a level in (0, 5] between level 0 (``identity``) and levels 1-5 (``params``):
+    geometric for multiplicative parameters, else linear."""
+    pts = (identity,) + tuple(params)
     i = min(int(math.floor(level)), 4)
     t = level - i
     a, b = pts[i], pts[i + 1]
-    if f.geometric:
+    if geometric:
         return float(math.exp((1 - t) * math.log(a) + t * math.log(b)))
     return float((1 - t) * a + t * b)
 
