@@ -36,34 +36,73 @@ def _run(cmd, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=kw.pop("timeout", 900), **kw)
 
 
+def _shared_dir(tmp_path_factory, config) -> Path:
+    """One folder for this whole test run: under xdist every worker has its own basetemp, and their common
+    parent is this run's (``pytest-N``); without xdist the basetemp itself is."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if hasattr(config, "workerinput") else base
+
+
+def _clean_source(dst: Path) -> Path:
+    """A copy of what the wheel is built from, so that the build never reads or writes this checkout's
+    ``build/`` (a stale ``build/lib`` would ship deleted modules; two builds there race on its dist-info)."""
+    dst.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, dst / name)
+    shutil.copytree(ROOT / "dpiqa_edge", dst / "dpiqa_edge", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dst
+
+
 @pytest.fixture(scope="session")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    res = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, ROOT])
-    assert res.returncode == 0, res.stderr[-2000:]
-    (whl,) = out.glob("dpiqa_edge-*.whl")
+def wheel(tmp_path_factory, pytestconfig) -> Path:
+    """Built once per test run, whichever xdist worker gets here first; the others wait on the lock."""
+    from filelock import FileLock
+
+    shared = _shared_dir(tmp_path_factory, pytestconfig)
+    out = shared / "wheel"
+    with FileLock(str(shared / "wheel.lock")):
+        found = sorted(out.glob("dpiqa_edge-*.whl"))
+        if not found:
+            src = _clean_source(shared / "wheel-src")
+            res = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, src],
+                       cwd=src)
+            assert res.returncode == 0, res.stderr[-2000:]
+            found = sorted(out.glob("dpiqa_edge-*.whl"))
+    (whl,) = found
     return whl
 
 
 @pytest.fixture(scope="session")
-def base_venv(wheel) -> Path:
+def base_venv(wheel, tmp_path_factory, pytestconfig) -> Path:
+    """The cached base-only environment with this run's wheel in it. Creating it and installing the wheel
+    happen under one lock, so two xdist workers never pip into the same environment at once."""
+    from filelock import FileLock
+
     deps = _base_deps()
     key = hashlib.sha256("\n".join([sys.version, *deps]).encode()).hexdigest()[:12]
     cache = Path(os.environ.get("DPIQA_CACHE_DIR") or Path.home() / ".cache" / "dpiqa-edge")
+    cache.mkdir(parents=True, exist_ok=True)
     env_dir = cache / f"wheel-venv-{key}"
     py = env_dir / "bin" / "python"
-    if not (env_dir / ".deps-installed").is_file():
-        shutil.rmtree(env_dir, ignore_errors=True)
-        venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
-        res = _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", *deps])
-        if res.returncode != 0:
-            pytest.skip(f"cannot install the base dependencies from the package index: {res.stderr.strip()[-300:]}")
-        (env_dir / ".deps-installed").write_text("\n".join(deps) + "\n")
-    # the wheel itself, fresh every session, with its declared dependencies (already there: nothing downloads)
-    res = _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--force-reinstall", "--no-deps", wheel])
-    assert res.returncode == 0, res.stderr[-2000:]
-    res = _run([py, "-m", "pip", "check"])
-    assert res.returncode == 0, res.stdout + res.stderr
+    shared = _shared_dir(tmp_path_factory, pytestconfig)
+    with FileLock(str(cache / f"wheel-venv-{key}.lock")):
+        if not (env_dir / ".deps-installed").is_file():
+            shutil.rmtree(env_dir, ignore_errors=True)
+            venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+            res = _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", *deps])
+            if res.returncode != 0:
+                pytest.skip(f"cannot install the base dependencies from the package index: {res.stderr.strip()[-300:]}")
+            (env_dir / ".deps-installed").write_text("\n".join(deps) + "\n")
+        # the wheel itself, fresh every run (once: the marker is per run), with its declared dependencies
+        # (already there: nothing downloads)
+        marker = shared / "wheel-installed"
+        if not marker.is_file():
+            res = _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--force-reinstall", "--no-deps",
+                        wheel])
+            assert res.returncode == 0, res.stderr[-2000:]
+            res = _run([py, "-m", "pip", "check"])
+            assert res.returncode == 0, res.stdout + res.stderr
+            marker.write_text(str(wheel) + "\n")
     return env_dir
 
 
