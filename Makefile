@@ -22,7 +22,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@bash tools/install_browser.sh
-	$(PY) -m pytest -q -n 2   # two workers: this is a 2-core machine
+	$(PY) -m pytest -q -n 2 --dist worksteal   # two workers (a 2-core machine); idle one steals queued tests
 
 bench: $(STAMP)
 	$(VENV)/bin/dpiqa-edge bench

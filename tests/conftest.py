@@ -14,6 +14,13 @@ import pytest
 os.environ["OMP_NUM_THREADS"] = "1"
 
 
+def pytest_collection_modifyitems(config, items):
+    """The long end-to-end tests (marked ``slow``) run first. With two xdist workers stealing work
+    (``--dist worksteal`` in the Makefile) the run then ends on short tests instead of one worker finishing a
+    multi-minute test while the other idles. Only the order changes: every test is independent."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order kept within each
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread():  # per test: a test may change it (the benchmarks set their own counts)
     try:
