@@ -27,9 +27,8 @@ from typing import Any, Callable
 
 import click
 
+from .config import CONFIG_DIR
 from .errors import ConfigError, DpiqaError
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 #: target/precision[/compression]: CoreML INT8 here is weight-only (W8A8 calibration needs macOS predict)
 DEFAULT_VARIANTS = ("onnx/fp32", "onnx/int8", "openvino/fp32", "openvino/int8", "coreml/fp32", "coreml/fp16/int8")

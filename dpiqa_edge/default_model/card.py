@@ -1,11 +1,15 @@
 """The shipped default model's card (``dpiqa_edge/models/default/MODEL_CARD.md``), written by
-``dpiqa-edge default-model`` from the run's config and its held-out report."""
+``dpiqa-edge default-model`` (:mod:`.build`) from the run's config and its held-out report."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from ..config import CONFIG_DIR
+from ..data import families as fam
+from ..data import photos as pool
 
 
 def _f(v, n=3) -> str:
@@ -23,8 +27,6 @@ def _pct(v) -> str:
 
 def _shown(path: Path) -> str:
     """A path as a reader should type it: relative to the repository when it is inside it."""
-    from ..demo import CONFIG_DIR
-
     try:
         return str(Path(path).resolve().relative_to(CONFIG_DIR.parent))
     except ValueError:
@@ -37,9 +39,6 @@ INTENTIONAL = ("bokeh", "macro", "portrait", "night", "low-key", "panning", "fog
 def default_card(report: dict[str, Any], cfg, gate: dict[str, Any], config_file: Path, out_dir: Path) -> str:
     """The card of a broad-recipe build (:mod:`dpiqa_edge.distill.broad`): model, data, recipe, the
     leave-one-group-out table, held-out results per group and family, clean photos kept per tag, limits."""
-    from ..data import families as fam
-    from ..data import photos as pool
-
     cam = report["camera"]
     st = cfg.student.resolved()
     by_split = {s: pool.catalogue(s) for s in ("train", "val", "test")}
