@@ -109,7 +109,7 @@ def write_shipped_frames(out_dir: Path, seed: int = 0) -> Path:
             Image.fromarray(frame).save(fh, "JPEG", quality=FRAME_JPEG_QUALITY, optimize=True)
 
     photos = [pool.package_photo(by_name[n]) for n in FRAME_CALIB_PHOTOS]
-    names = list(camera.DISTORTIONS)
+    names = list(camera.CAMERA8_DISTORTIONS)
     for i in range(FRAME_CALIB_N):
         k = i % len(photos)
         frame = camera.random_frame(photos[k], rng, short_side=(FRAME_SHORT_SIDE, FRAME_SHORT_SIDE))
