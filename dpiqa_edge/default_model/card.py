@@ -33,16 +33,13 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-INTENTIONAL = ("bokeh", "macro", "portrait", "night", "low-key", "panning", "fog", "minimal")
-
-
 def default_card(report: dict[str, Any], cfg, gate: dict[str, Any], config_file: Path, out_dir: Path) -> str:
     """The card of a broad-recipe build (:mod:`dpiqa_edge.distill.broad`): model, data, recipe, the
     leave-one-group-out table, held-out results per group and family, clean photos kept per tag, limits."""
     cam = report["camera"]
     st = cfg.student.resolved()
     by_split = {s: pool.catalogue(s) for s in ("train", "val", "test")}
-    tags = Counter(t for p in pool.CATALOGUE for t in p.tags if t in INTENTIONAL)
+    tags = Counter(t for p in pool.CATALOGUE for t in p.tags if t in pool.INTENTIONAL_TAGS)
     packages = Counter(p.package for p in pool.CATALOGUE)
     rows = cam["rows"]
     first = rows[0]
@@ -123,7 +120,7 @@ def default_card(report: dict[str, Any], cfg, gate: dict[str, Any], config_file:
         name, kt = by_tag
         lines += ["", f"Clean held-out photos kept by {name}, per tag (intentional photography in bold):", "",
                   "| tag | photos | kept |", "|---|---|---|"]
-        lines += [f"| {'**' + t + '**' if t in INTENTIONAL else t} | {v['n']} | {_pct(v['keep'])} |" for t, v in kt.items()]
+        lines += [f"| {'**' + t + '**' if t in pool.INTENTIONAL_TAGS else t} | {v['n']} | {_pct(v['keep'])} |" for t, v in kt.items()]
     lines += [
         "", f"## Keep / retake threshold: {gate['threshold']:.2f}", "",
         f"- How: {gate['rule']} (n = {gate.get('n_val')}). Scores at or above it are kept; `--threshold` overrides it.",
