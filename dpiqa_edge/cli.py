@@ -15,11 +15,23 @@ import sys
 import click
 
 from . import __version__
-from .errors import DpiqaError, printable
+from .authors.commands import import_
+from .bench.commands import bench
+from .data.commands import data
+from .default_model.build import default_model
+from .demo import demo
+from .distill.commands import distill
+from .errors import EXTRAS, DpiqaError, missing_extra, printable
+from .export.commands import export
+from .quantize.commands import prune
+from .quiet import set_verbose
+from .report.commands import report
+from .runtime.commands import check
+from .teacher.commands import teacher
+from .web.commands import serve
+
 
 def _epilog() -> str:
-    from .errors import EXTRAS
-
     extras = "\n".join(f"  [{name}]{' ' * (10 - len(name))}{what}" for name, what in EXTRAS.items())
     return ("\b\nThe road:  data synth -> teacher train -> teacher score -> distill -> prune -> export -> check / report / serve\n"
             "Quick start:  dpiqa-edge check photo.jpg   (the shipped model; works on a plain pip install)\n"
@@ -42,8 +54,6 @@ class _Group(click.Group):
             click.secho(f"error: {printable(exc)}", fg="red", err=True)
             ctx.exit(exc.exit_code)
         except ImportError as exc:  # an optional dependency not installed: one line naming the extra, exit 2
-            from .errors import missing_extra
-
             err = missing_extra(exc, f"dpiqa-edge {ctx.invoked_subcommand or ''}".strip(), ctx.invoked_subcommand)
             if err is None or os.environ.get("DPIQA_TRACEBACK"):
                 raise
@@ -73,26 +83,12 @@ class _Group(click.Group):
 def main(verbose: bool) -> None:
     """DP-IQA from research to phones: blind image quality on 0-100 (higher = better)."""
     if verbose:
-        from .quiet import set_verbose
-
         set_verbose()
 
 
 def _register() -> None:
-    # Imports are cheap: command modules import their stage (and torch) only inside the command body.
-    from .authors.commands import import_
-    from .bench.commands import bench
-    from .data.commands import data
-    from .default_model import default_model
-    from .demo import demo
-    from .distill.commands import distill
-    from .export.commands import export
-    from .quantize.commands import prune
-    from .report.commands import report
-    from .runtime.commands import check
-    from .teacher.commands import teacher
-    from .web.commands import serve
-
+    # the command modules are imported at the top: they import torch and the other extras only inside the
+    # command body, so a plain pip install lists and runs every command it can
     for cmd in (data, teacher, distill, prune, export, serve, check, report, import_, bench, demo, default_model):
         main.add_command(cmd)
 

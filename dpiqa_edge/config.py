@@ -19,6 +19,10 @@ from .io import read_json, write_json
 
 T = TypeVar("T")
 
+#: the repository's run recipes (``configs/*.toml``): the defaults of ``demo`` and ``default-model``; the
+#: repository root (its parent) is what cards and logs print paths relative to
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
 
 def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T:
     """Build dataclass ``cls`` from a dict, recursing into nested dataclasses; unknown keys are errors."""

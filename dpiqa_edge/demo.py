@@ -26,10 +26,27 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+import numpy as np
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
 
+from . import models
+from .config import CONFIG_DIR, from_dict
+from .data import camera
+from .data import photos as pool
+from .data.synth import SynthConfig, synthesize
+from .distill.config import DistillConfig
+from .distill.train import distill
 from .errors import ConfigError, DpiqaError
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+from .export import export_model
+from .io import read_json, write_json
+from .quantize.prune import prune_student
+from .quiet import is_verbose
+from .report import make_report
+from .runtime.checker import run_check
+from .teacher.score import score_teacher
+from .teacher.train import TeacherRunConfig, train_teacher
 
 #: target/precision[/compression]: CoreML INT8 here is weight-only (W8A8 calibration needs macOS predict)
 DEFAULT_VARIANTS = ("onnx/fp32", "onnx/int8", "openvino/fp32", "openvino/int8", "coreml/fp32", "coreml/fp16/int8")
@@ -76,8 +93,6 @@ class Stages:
     Without it, or with ``--verbose``, each stage prints under a rule as it runs."""
 
     def __init__(self, console, log_file: Path | None = None):
-        from .quiet import is_verbose
-
         self.console = console
         self.times: dict[str, float] = {}
         self.reused: list[str] = []
@@ -120,15 +135,11 @@ class Stages:
 
 
 def _describe_json(path: Path, fmt: Callable[[dict], str]) -> str:
-    from .io import read_json
-
     return fmt(read_json(path))
 
 
 def describe_export(dest: Path) -> str:
     """One line for an export stage: size, parity verdict, and the accuracy gate's drop when lossy."""
-    from .io import read_json
-
     rec = read_json(Path(dest) / "export.json")
     line = f"{rec['size_bytes'] / 1e6:.1f} MB"
     gate = rec.get("accuracy_gate")
@@ -141,19 +152,6 @@ def describe_export(dest: Path) -> str:
 
 def run_demo(out_dir: Path, cfg: DemoConfig, *, smoke: bool = False, console=None) -> dict[str, Any]:
     """Run the road; returns the summary written to ``out_dir/demo.json``."""
-    from rich.console import Console
-
-    from .config import from_dict
-    from .data.synth import SynthConfig, synthesize
-    from .distill.config import DistillConfig
-    from .distill.train import distill
-    from .export import export_model
-    from .io import write_json
-    from .quantize.prune import prune_student
-    from .report import make_report
-    from .teacher.score import score_teacher
-    from .teacher.train import TeacherRunConfig, train_teacher
-
     console = console or Console()
     stages = Stages(console, out_dir / "demo.log")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -257,14 +255,6 @@ def check_default_model(out_dir: Path) -> dict[str, Any] | None:
     """``dpiqa-edge check`` with no --model (the shipped camera-check model) on two held-out package photos
     at preview size and their level-4 blur, noise, dark and JPEG versions; None when this install has no
     default model (said, not hidden)."""
-    import numpy as np
-    from PIL import Image
-
-    from . import models
-    from .data import camera
-    from .data import photos as pool
-    from .runtime.checker import run_check
-
     if not models.has_default():
         return None
     files = []
@@ -281,8 +271,6 @@ def check_default_model(out_dir: Path) -> dict[str, Any] | None:
 
 
 def print_summary(summary: dict[str, Any], console) -> None:
-    from rich.table import Table
-
     reused = len(summary["reused"])
     console.print(f"road: {summary['total_seconds']:.0f} s on this machine"
                   + (f" ({reused} finished stages reused)" if reused else "")
@@ -323,10 +311,6 @@ def print_summary(summary: dict[str, Any], console) -> None:
 
 def _print_report_table(summary: dict[str, Any], console) -> None:
     """Headline columns of report.json, so the demo's result is visible without opening a file."""
-    from rich.table import Table
-
-    from .io import read_json
-
     path = Path(summary["report"]).with_name("report.json") if summary.get("report") else None
     if path is None or not path.exists():
         return
@@ -374,8 +358,6 @@ def demo(out_dir: str | None, smoke: bool, config_file: str | None, fresh: bool)
     Finished stages are reused on a re-run (use --fresh to start over). Exit 1 when an INT8 or pruned
     variant was rejected by its accuracy gate (the road still finishes and the report says why).
     """
-    from rich.console import Console
-
     console = Console()
     out = Path(out_dir or ("runs/demo-smoke" if smoke else "runs/demo"))
     cfg_path = Path(config_file) if config_file else CONFIG_DIR / ("smoke.toml" if smoke else "demo.toml")

@@ -38,7 +38,7 @@ def test_catalogue_is_split_by_scene_and_keeps_out_reserved_packages():
     assert len(intentional["val"]) >= 8 and len(intentional["test"]) >= 10 and len(intentional["train"]) >= 8
 
 
-@pytest.mark.parametrize("name", list(camera.DISTORTIONS))
+@pytest.mark.parametrize("name", list(camera.CAMERA8_DISTORTIONS))
 def test_each_distortion_damages_more_at_each_level(coffee, name):
     """Mean absolute change from the original grows strictly with the level (same rng per ladder)."""
     err = [np.abs(camera.apply(coffee, name, lv, np.random.default_rng(3)).astype(float) - coffee).mean()
@@ -78,7 +78,7 @@ def test_ladders_written_as_a_manifest_labelled_synthetic_severity(tmp_path, cof
     p = next(p for p in pool.CATALOGUE if p.name == "coffee")
     small = camera.eval_frame(coffee, 96)
     ladders = camera.LadderSet.build([p], [small], 96)
-    assert len(ladders.frames) == 1 + len(camera.DISTORTIONS) * 5
+    assert len(ladders.frames) == 1 + len(camera.CAMERA8_DISTORTIONS) * 5
     path = camera.write_ladders(tmp_path / "lad", [(ladders, "test", [p])], 96)
     rows = read_manifest(path)
     assert mos_label(path) == SEVERITY_LABEL

@@ -68,7 +68,7 @@ def test_a_toy_camera_run_writes_a_student_and_held_out_camera_metrics(tmp_path)
     assert info["label"] == "synthetic severity (camera ladders)"
     for split in ("val", "test"):
         m = info[split]
-        assert set(m["per_distortion"]) == set(camera.DISTORTIONS)
+        assert set(m["per_distortion"]) == set(camera.CAMERA8_DISTORTIONS)
         assert -1.0 <= m["mean_tau"] <= 1.0 and 0.0 <= m["auc"] <= 1.0
     assert info["history"][0]["camera"] == pytest.approx((info["history"][0]["mean_tau"] + info["history"][0]["auc"]) / 2)
     assert (out / "model.safetensors").is_file() and json.loads((out / "config.json").read_text())["provenance"]["recipe"] == "camera"

@@ -40,8 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("dpiqa_edge.report", "dpiqa_edge.authors"),                        # read exports / write checkpoints
     ("dpiqa_edge.bench",),                                              # every benchmark + the harness
     ("dpiqa_edge.demo",),
-    ("dpiqa_edge.models.card",),                                        # the shipped model's card
-    ("dpiqa_edge.default_model",),                                      # builds the shipped model from the road
+    ("dpiqa_edge.default_model",),                                      # the shipped model's build and card
     ("dpiqa_edge.cli",),
 ]
 FOUNDATION = 3  # layers below the runtime

@@ -59,6 +59,26 @@ def test_edge_head_has_no_wide_linear():
     assert widest <= 1280 + 8  # pooled features, never 8*64*64 = 32,768
 
 
+def test_one_table_names_the_student_families():
+    # STUDENT_FAMILIES is the one list: validation, the CLI help and the builders all follow it
+    from dpiqa_edge.distill.commands import distill
+    from dpiqa_edge.student.config import STUDENT_FAMILIES, STUDENT_NAMES, student_family
+    from dpiqa_edge.student.models import BUILDERS
+
+    assert set(BUILDERS) == set(STUDENT_FAMILIES) == {"paper", "lite0", "timm"}
+    assert STUDENT_NAMES == ("paper", "lite0", "timm:NAME")
+    assert {c.name.partition(":")[0] for c in CASES} == set(STUDENT_FAMILIES)  # every family is built above
+    help_text = next(p.help for p in distill.params if p.name == "student")
+    assert help_text.startswith(" | ".join(STUDENT_NAMES) + "  ")
+    for name, family in [("paper", "paper"), ("lite0", "lite0"), ("timm:resnet18", "timm")]:
+        assert student_family(name).name == family
+        assert StudentConfig(name=name).name == name
+    for bad in ("resnet", "timm", "timm:", "paper:b7", "lite0:", ""):
+        assert student_family(bad) is None
+        with pytest.raises(ConfigError, match=f"unknown name {bad!r}; valid: paper, lite0, timm:NAME"):
+            StudentConfig(name=bad)
+
+
 def test_bad_configs_and_checkpoints_fail_clearly(tmp_path):
     with pytest.raises(ConfigError, match="unknown name"):
         StudentConfig(name="resnet")

@@ -75,7 +75,7 @@ def test_labels_fall_with_level_and_differ_across_refs(smoke, every_distortion):
 
 def test_every_distortion_present_and_grey_skips_colour(every_distortion, tmp_path):
     rows = every_distortion
-    assert {r.distortion for r in rows} == set(synth.DISTORTIONS) | {"pristine"} and len(synth.DISTORTIONS) >= 10
+    assert {r.distortion for r in rows} == set(synth.SYNTH_DISTORTIONS) | {"pristine"} and len(synth.SYNTH_DISTORTIONS) >= 10
     cfg = synth.SynthConfig.smoke(scenes=("camera",), include_grey=True, distortions=("jpeg", "desaturation"))
     grey = read_manifest(synth.synthesize(tmp_path, cfg, progress=False))
     assert {r.distortion for r in grey} == {"pristine", "jpeg"}  # colour distortions skipped on grey scenes

@@ -500,10 +500,10 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
 def _full_size_teacher(threads: int | None):
     """The DP-IQA teacher at SPEC's size (SD-1.5 UNet + VAE + full T2I adapter, QFD width 512, 64x64
     map, 1,485 prompt tokens, 512 px), random weights, built as the GPU bench builds it
-    (``teacher.loading.build_full_teacher``). Returns (run(x) -> outputs, parameter count)."""
+    (``teacher.model.build_full_teacher``). Returns (run(x) -> outputs, parameter count)."""
     import torch
 
-    from ..teacher.loading import build_full_teacher
+    from ..teacher.model import build_full_teacher
     from ..teacher.loading import count_parameters
 
     if threads:

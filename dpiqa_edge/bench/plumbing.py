@@ -54,7 +54,7 @@ def bench_synth(quick: bool = False) -> Section:
     from PIL import Image
     from skimage import data as skd
 
-    from ..data.synth import DISTORTIONS, SynthConfig, measure, synthesize
+    from ..data.synth import SYNTH_DISTORTIONS, SynthConfig, measure, synthesize
 
     cfg = SynthConfig.smoke() if quick else SynthConfig()
     rows = []
@@ -67,7 +67,7 @@ def bench_synth(quick: bool = False) -> Section:
     rows.append(["smoke" if quick else "default", f"{n} images at {cfg.size} px", wall * 1e3, cpu * 1e3, n / wall,
                  f"{mem['rss_peak_bytes'] / 2**20:.0f}"])
     ref = np.asarray(Image.fromarray(skd.chelsea()).resize((cfg.size, cfg.size), Image.LANCZOS))
-    jpeg = DISTORTIONS["jpeg"]
+    jpeg = SYNTH_DISTORTIONS["jpeg"]
     dist = jpeg.fn(ref, jpeg.params[2], np.random.default_rng(0))
     t = time_fn(lambda: measure(ref, dist), 1, 3 if quick else 10)
     rows.append(["one label", f"measure() at {cfg.size} px", t.median_ms, t.cpu_median_ms, 1e3 / t.median_ms, ""])

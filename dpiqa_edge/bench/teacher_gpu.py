@@ -1,4 +1,4 @@
-"""The teacher at full SD-1.5 size (random weights, ``teacher.loading.build_full_teacher``) for the bench harness: forward time on the CPU
+"""The teacher at full SD-1.5 size (random weights, ``teacher.model.build_full_teacher``) for the bench harness: forward time on the CPU
 (``bench models``) and, on a CUDA GPU, forward and training-step time and memory (``bench teacher_gpu``).
 
 The full teacher (~1.07B parameters with the VAE, ~4.3 GB fp32) is built on the meta device and then
@@ -54,7 +54,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from ..teacher.loading import build_full_teacher, count_parameters, tiny_configs
+    from ..teacher.loading import count_parameters, tiny_configs
+    from ..teacher.model import build_full_teacher
 
     device, batch, size = spec.get("device", "cuda"), int(spec.get("batch", 1)), int(spec.get("size", SIZE))
     precision, repeat, warmup = spec.get("precision", "fp32"), int(spec.get("repeat", 5)), int(spec.get("warmup", 2))

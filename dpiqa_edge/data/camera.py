@@ -23,13 +23,16 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError
+from ..io import atomic_write, write_json
+from ..metrics import camera_metrics, srcc
 from . import families
-from .manifest import SEVERITY_LABEL
+from .manifest import SEVERITY_LABEL, Row, write_manifest
 
 #: target score (0-100) of level 0 (pristine) .. 5: KADID-10k per-level mean DMOS, see the module docstring
 LEVEL_SCORES = (100.0, 83.7, 75.1, 58.7, 38.3, 18.4)
@@ -51,12 +54,12 @@ def _from_family(name: str) -> CameraDistortion:
 
 #: the eight families the first shipped model was trained and reported on (``families.CAMERA8``); the
 #: whole vocabulary, with per-family target scores and groups, is :data:`.families.FAMILIES`
-DISTORTIONS: dict[str, CameraDistortion] = {n: _from_family(n) for n in families.CAMERA8}
+CAMERA8_DISTORTIONS: dict[str, CameraDistortion] = {n: _from_family(n) for n in families.CAMERA8}
 #: trained on, never reported: more kinds of blur keep the model from keying on one kernel shape
 EXTRA_DISTORTIONS: dict[str, CameraDistortion] = {
     "defocus_blur": CameraDistortion(families.lens_blur, (1.3, 2.1, 3.1, 4.6, 6.6), 0.5),  # disk radius, px
 }
-ALL_DISTORTIONS = {**DISTORTIONS, **EXTRA_DISTORTIONS}
+ALL_DISTORTIONS = {**CAMERA8_DISTORTIONS, **EXTRA_DISTORTIONS}
 
 
 def distortion(name: str) -> CameraDistortion:
@@ -160,7 +163,7 @@ class LadderSet:
         for p, img in zip(photos, images):
             frame = eval_frame(img, short_side)
             out.tags[p.name] = tuple(getattr(p, "tags", ()))
-            todo = ladder_families(p.name, names, per_photo) if names else list(DISTORTIONS)
+            todo = ladder_families(p.name, names, per_photo) if names else list(CAMERA8_DISTORTIONS)
             items = [("pristine", 0)] + [(d, L) for d in todo for L in LEVELS]
             for name, lv in items:
                 rng = np.random.default_rng([seed, *map(ord, p.name + name)])
@@ -191,8 +194,6 @@ class LadderSet:
         return list(self.target_scores) if self.target_scores else [score_at(lv) for lv in self.levels]
 
     def metrics(self, scores, n_boot: int = 1000) -> dict:
-        from ..metrics import camera_metrics, srcc
-
         m = camera_metrics(scores, self.refs, self.scenes, self.distortions, self.levels, n_boot=n_boot)
         m["srcc_vs_severity"] = srcc(scores, self.targets())  # secondary: against the synthetic severity labels
         return m
@@ -204,11 +205,6 @@ def write_ladders(out_dir, parts, short_side: int = 450):
     distortion parameters, each photo's source). ``parts``: ``(LadderSet, split, photos)`` tuples, e.g. the
     val and the test photos in one manifest (val calibrates the gate threshold, test is held out).
     Returns the manifest path."""
-    from pathlib import Path
-
-    from ..io import atomic_write, write_json
-    from .manifest import Row, write_manifest
-
     out = Path(out_dir)
     rows, photos, mixes, names = [], [], {}, set()
     for ladders, split, split_photos in parts:

@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, features
 
 from ..errors import ConfigError
 
@@ -229,8 +229,6 @@ def avif(x, quality, rng):
 
 
 def _avif_available() -> bool:
-    from PIL import features
-
     return bool(features.check("avif"))
 
 

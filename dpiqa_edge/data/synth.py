@@ -223,7 +223,8 @@ class Distortion:
     colour: bool = False  #: needs colour (skipped on grey scenes)
 
 
-DISTORTIONS: dict[str, Distortion] = {
+#: the synthetic default set's distortions (``SynthConfig.distortions``), levels 1..5 at the stored size
+SYNTH_DISTORTIONS: dict[str, Distortion] = {
     "jpeg": Distortion(_codec("JPEG"), (70, 40, 20, 10, 4)),
     "jpeg2000": Distortion(_codec("JPEG2000"), (16, 40, 80, 160, 320)),  # compression ratio
     "gaussian_blur": Distortion(_gaussian, (0.6, 1.0, 1.6, 2.6, 4.2)),  # sigma, px
@@ -251,7 +252,7 @@ class SynthConfig:
     grey_crops: int = 1  #: references per grey photo
     workers: int = 0  #: processes that distort and measure (0 = up to 2, one per core); the set is identical for any count
     include_grey: bool = True  #: add camera/coins/moon as extra scenes
-    distortions: tuple[str, ...] = tuple(DISTORTIONS)
+    distortions: tuple[str, ...] = tuple(SYNTH_DISTORTIONS)
     max_scenes: int = 0  #: 0 = all; otherwise the first N package scenes (colour, then grey)
     scenes: tuple[str, ...] = ()  #: only these scenes, by name (empty = all); applied before max_scenes
     #: extra reference photos (files or folders; one scene per file), after the package photos; split with
@@ -269,9 +270,9 @@ class SynthConfig:
         return cls(**base)
 
     def validate(self) -> None:
-        unknown = [d for d in self.distortions if d not in DISTORTIONS]
+        unknown = [d for d in self.distortions if d not in SYNTH_DISTORTIONS]
         if unknown:
-            raise ConfigError(f"synth: unknown distortion(s) {', '.join(unknown)}; valid: {', '.join(DISTORTIONS)}")
+            raise ConfigError(f"synth: unknown distortion(s) {', '.join(unknown)}; valid: {', '.join(SYNTH_DISTORTIONS)}")
         if not self.photos:  # with the user's photos, plan() checks the names once it has read them
             _check_scene_names(self.scenes, set(COLOUR_SCENES) | set(GREY_SCENES))
         if self.size < 48:
@@ -337,7 +338,7 @@ def _make_reference(task) -> tuple[list, list]:
         if name == "pristine":
             img, meas = ref_rgb, {"ms_ssim": 1.0, "psnr": float("inf"), "ciede2000": 0.0, "mos": 100.0}
         else:
-            dist = DISTORTIONS[name]
+            dist = SYNTH_DISTORTIONS[name]
             # The rng is keyed by (reference, distortion), not level: the same noise draw / blur direction
             # at every level, so a level differs from the next only in strength.
             img = dist.fn(ref_rgb, dist.params[lvl - 1], _rng(seed, ref_name, name))
@@ -403,7 +404,7 @@ def plan(cfg: SynthConfig) -> tuple[list, list, dict[str, str], list]:
     # 3. Jobs: pristine + every distortion at every level; colour distortions skipped on grey scenes.
     levels = cfg.level_ids()
     jobs = [(ref, name, lvl) for ref in refs for name in ("pristine",) + tuple(cfg.distortions)
-            for lvl in ((0,) if name == "pristine" else levels) if not (ref[3] and name != "pristine" and DISTORTIONS[name].colour)]
+            for lvl in ((0,) if name == "pristine" else levels) if not (ref[3] and name != "pristine" and SYNTH_DISTORTIONS[name].colour)]
     return scenes, refs, split_of, jobs
 
 
@@ -464,7 +465,7 @@ def synthesize(out_dir, cfg: SynthConfig | None = None, progress: bool = True, r
     write_json(info_path, {
         "version": VERSION, "label": "synthetic pseudo-MOS", "score_range": [0, 100], "higher_is_better": True,
         "label_formula": LABEL_FORMULA, "config": cfg_dict,
-        "distortion_params": {k: list(DISTORTIONS[k].params) for k in cfg.distortions},
+        "distortion_params": {k: list(SYNTH_DISTORTIONS[k].params) for k in cfg.distortions},
         "counts": summarize(rows), "label_summary": label_summary(rows), "seconds": round(seconds, 1),
     })
     return manifest_path

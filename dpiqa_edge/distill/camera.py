@@ -100,7 +100,7 @@ class CameraGroups(torch.utils.data.Dataset):
         from ..data import camera
 
         self.photos, self.cfg, self.pre = photos, cfg, preprocess
-        self.names = list(camera.ALL_DISTORTIONS if cfg.extra_distortions else camera.DISTORTIONS)
+        self.names = list(camera.ALL_DISTORTIONS if cfg.extra_distortions else camera.CAMERA8_DISTORTIONS)
         w = np.array([cfg.distortion_weights.get(n, 1.0) for n in self.names])
         self.p = w / w.sum()
 

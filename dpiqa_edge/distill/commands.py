@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..student.config import STUDENT_NAMES
+
 
 @click.command(epilog="""\b
 Examples:
@@ -34,7 +36,7 @@ its last checkpoint; the best epoch by val SRCC is the result.""")
               help="Manifest CSV (path,mos,split,...); train rows train, val rows pick the best epoch.")
 @click.option("--targets", "targets_dir", type=click.Path(file_okay=False),
               help="Teacher targets folder from `teacher score`; omit to train from MOS alone.")
-@click.option("--student", default=None, help="paper | lite0 | timm:NAME  [config's, else paper]")
+@click.option("--student", default=None, help=f"{' | '.join(STUDENT_NAMES)}  [config's, else paper]")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output student folder.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="TOML recipe (configs/distill*.toml); options below override it.")

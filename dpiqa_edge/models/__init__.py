@@ -14,7 +14,10 @@
   ``manifest.csv``: ``train`` rows calibrate INT8, ``test`` rows (camera ladders of held-out photos, synthetic
   severity labels) serve parity and the accuracy gate of those exports.
 
-``dpiqa-edge default-model --out DIR --install`` rebuilds both (and this card) from the photos.
+``dpiqa-edge default-model --out DIR --install`` rebuilds both (and this card) from the photos; that build and
+the card's writer are :mod:`dpiqa_edge.default_model`, at the top of the layer order. This module stays in the
+foundation (it imports only ``errors``) because ``check``, the runtime scorer and ``export --model default``
+read these paths torch-free.
 """
 
 from __future__ import annotations

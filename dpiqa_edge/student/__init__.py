@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from .config import STUDENT_NAMES, StudentConfig
 
+# models, checkpoint and cost import torch at their top; these fronts keep ``dpiqa_edge.student`` (and the
+# torch-free StudentConfig that recipes, configs and the CLI read) importable without it.
+
 
 def build_student(cfg: StudentConfig):
     from .models import build_student as _build

@@ -8,8 +8,25 @@ from typing import Any
 from ..errors import ConfigError
 from ..runtime.preprocess import Preprocess
 
-#: Names ``build_student`` accepts; ``timm:NAME`` takes any timm CNN name after the colon.
-STUDENT_NAMES = ("paper", "lite0", "timm:NAME")
+
+@dataclass(frozen=True)
+class StudentFamily:
+    """One kind of student: ``name`` as config.json and ``--student`` spell it; ``takes_arg``: the family takes
+    a model name after a colon (``timm:NAME``)."""
+
+    name: str
+    takes_arg: bool = False
+
+
+#: The student families, the one table: config validation (``StudentConfig``), the CLI's ``--student`` help
+#: (``STUDENT_NAMES``) and the builders (``student.models.BUILDERS``, one per family, tested) read it.
+STUDENT_FAMILIES: dict[str, StudentFamily] = {f.name: f for f in (
+    StudentFamily("paper"),  # the authors' EfficientNet-B7 student, module for module
+    StudentFamily("lite0"),  # EfficientNet-Lite0 with the bundled ImageNet weights
+    StudentFamily("timm", takes_arg=True),  # any timm CNN: ``timm:NAME``
+)}
+#: Names ``build_student`` accepts, as help and errors spell them; ``timm:NAME`` takes any timm CNN name.
+STUDENT_NAMES = tuple(f"{f.name}:NAME" if f.takes_arg else f.name for f in STUDENT_FAMILIES.values())
 HEADS = ("mlp", "pool")  # SPEC's flatten MLP | global-average-pool MLP (edge, no 32,768-wide linear)
 MAP_BRANCHES = ("deconv", "conv")  # SPEC's ConvTranspose2d(k3, s2) | 3x3 conv (edge)
 MAP_RESIZES = ("nearest", "bilinear")  # how the 8-channel map reaches the m x m grid
@@ -51,7 +68,7 @@ class StudentConfig:
     score_offset: float = 0.0  #: non-default only for imported models whose head speaks another label scale
 
     def __post_init__(self):
-        if self.name not in ("paper", "lite0") and not (self.name.startswith("timm:") and len(self.name) > 5):
+        if student_family(self.name) is None:
             raise ConfigError(f"student: unknown name {self.name!r}; valid: {', '.join(STUDENT_NAMES)}")
         if self.input_size < 32 or self.map_size < 1:
             raise ConfigError(f"student: input_size ({self.input_size}) must be >= 32 and map_size >= 1")
@@ -93,3 +110,13 @@ class StudentConfig:
         from dataclasses import asdict
 
         return asdict(self)
+
+
+def student_family(name: str) -> StudentFamily | None:
+    """The family a student name belongs to (``timm:resnet18`` -> ``timm``); None when it names none (an
+    unknown family, a model name given to a family that takes none, or one missing after ``timm:``)."""
+    family, colon, arg = name.partition(":")
+    found = STUDENT_FAMILIES.get(family)
+    if found is None or bool(colon) != found.takes_arg or (found.takes_arg and not arg):
+        return None
+    return found

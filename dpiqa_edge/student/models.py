@@ -5,8 +5,8 @@ Forward contract (docs/ARCHITECTURE.md): ``x`` float32 N x 3 x H x W in 0..1 ->
 graph carries it. Shapes never depend on data: the map is resized with ``F.interpolate`` to a fixed
 ``(m, m)``, so ONNX / OpenVINO / CoreML see static ops at any input size.
 
-The factory is an explicit dict, ``BUILDERS`` (``paper``, ``lite0``, ``timm``), keyed by the part of the
-student name before any ``:``.
+The factory is an explicit dict, ``BUILDERS``: one builder per family of ``student.config.STUDENT_FAMILIES``
+(``paper``, ``lite0``, ``timm``), the part of the student name before any ``:``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, ModelLoadError
-from .config import StudentConfig
+from .config import StudentConfig, student_family
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -259,4 +259,4 @@ BUILDERS = {"paper": _build_paper, "lite0": _build_lite0, "timm": _build_timm}
 def build_student(cfg: StudentConfig) -> Student:
     """Build the student ``cfg`` names (fresh heads; backbone weights per ``cfg.pretrained``/``weights``)."""
     cfg = cfg.resolved()
-    return BUILDERS[cfg.name.split(":", 1)[0]](cfg)
+    return BUILDERS[student_family(cfg.name).name](cfg)

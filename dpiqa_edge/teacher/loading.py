@@ -6,18 +6,20 @@
   ``HF_HUB_OFFLINE=1`` reads the cache only). Anything else fails with one line.
 * ``sd15_configs()``: SD-1.5's UNet / VAE configs and the T2I full adapter config, written out here so the
   full-size teacher can be built (random init, or on the meta device to count parameters) with no download.
-* ``build_full_teacher(device)``: the SD-1.5-size teacher with random weights (benchmarks, GPU checks).
 * ``tiny_configs()``: the same classes shrunk like diffusers' own tests (4 UNet levels so the adapter and
   the four up-block features keep their structure; a 4-block VAE so it still downsamples 8x like SD).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
+from ..hub import SD_FILES, resolve_folder
+from ..io import atomic_path
 
 SD15_SCALING_FACTOR = 0.18215
 
@@ -75,8 +77,6 @@ def build_parts(configs: dict[str, dict[str, Any]]):
 def check_sd_folder(sd_dir: str | os.PathLike) -> Path:
     """The folder (a Hub id resolved to its cached snapshot); a one-line ModelLoadError unless it is a
     diffusers SD folder with safetensors weights."""
-    from ..hub import SD_FILES, resolve_folder
-
     sd_dir = resolve_folder(sd_dir, "--sd-path (Stable Diffusion folder)", SD_FILES)
     if not sd_dir.is_dir():
         raise ModelLoadError(f"{sd_dir}: Stable Diffusion folder not found")
@@ -112,11 +112,7 @@ def write_random_sd_folder(out_dir: str | os.PathLike, configs: dict[str, dict[s
     """A random-init Stable Diffusion folder in diffusers layout (``model_index.json``, ``vae/``, ``unet/``,
     safetensors): SD-1.5's configs by default, ``tiny_configs()`` in tests. It exercises ``--sd-path``'s
     real loading code at full size where no SD weights exist (the GPU check, ``tools/gpu_check.py``)."""
-    import json
-
     import torch
-
-    from ..io import atomic_path
 
     configs = configs or sd15_configs()
     out_dir = Path(out_dir)
@@ -134,24 +130,3 @@ def write_random_sd_folder(out_dir: str | os.PathLike, configs: dict[str, dict[s
 
 def count_parameters(module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
-
-def build_full_teacher(device: str = "cpu", configs: dict | None = None, prompt_dim: int = 768, **overrides):
-    """SD-1.5-sized teacher (UNet, VAE, T2I full adapter, 1485 x 768 prompts, QFD 512, map 64), random
-    weights on ``device``, shared by the CPU row of ``bench models`` and ``bench teacher_gpu``. Built on the
-    meta device, then materialised with N(0, 0.02) weights: initialisation cost is not what is measured, and the
-    values do not change the work a dense forward does. ``configs``/``overrides`` (tiny configs, smaller decoder) serve the CPU test."""
-    import torch
-
-    from .model import TeacherConfig, build_teacher
-
-    configs = configs or sd15_configs()
-    with torch.device("meta"):
-        model = build_teacher(TeacherConfig(**configs, prompt_dim=prompt_dim, **overrides),
-                              torch.zeros(1485, prompt_dim))
-    model = model.to_empty(device=device)
-    g = torch.Generator(device=device).manual_seed(0)
-    with torch.no_grad():
-        for t in list(model.parameters()) + list(model.buffers()):
-            t.normal_(0.0, 0.02, generator=g)
-    return model.eval()

@@ -5,6 +5,9 @@ Contract (docs/ARCHITECTURE.md): ``forward(x float N x 3 x H x W in 0..1) -> (sc
 F_quality N x 8 x map_size x map_size)``. ``forward`` uses the latent *mean* (deterministic scores); training
 samples the latent from cached VAE moments (``latents_from_moments(..., sample=True)``), as the reference does.
 A checkpoint folder (``save_teacher``/``load_teacher``) is config.json + model.safetensors and needs no SD folder.
+``build_full_teacher(device)``: the SD-1.5-size teacher with random weights (benchmarks, GPU checks); it sits
+here, beside ``build_teacher``, so that this module uses ``loading`` (where the parts come from) and never the
+other way round.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelLoadError
+from .. import __version__
+from ..config import from_dict, to_dict
+from ..errors import ConfigError, ModelLoadError
+from ..io import atomic_path, read_json, write_json
+from ..runtime.preprocess import Preprocess
+from ..runtime.schema import check_config
+from .loading import build_parts, sd15_configs
 
 MODEL_TYPE = "dpiqa_teacher"
 VAE_RANGES = ("-1,1", "0,1")
@@ -219,8 +228,6 @@ class DPIQATeacher(nn.Module):
 def build_teacher(config: TeacherConfig, prompt_embeddings: torch.Tensor, parts=None) -> DPIQATeacher:
     """A teacher from ``config`` (random-init parts built from its diffusers configs) or from given ``parts``
     (vae, unet, adapter), e.g. :func:`loading.load_sd_parts`. Checks that the pieces fit together."""
-    from .loading import build_parts
-
     vae, unet, adapter = parts if parts is not None else build_parts(
         {"vae": config.vae, "unet": config.unet, "adapter": config.adapter})
     config.vae, config.unet, config.adapter = (_jsonable(dict(m.config)) for m in (vae, unet, adapter))
@@ -235,18 +242,12 @@ def build_teacher(config: TeacherConfig, prompt_embeddings: torch.Tensor, parts=
 
 
 def teacher_preprocess(config: TeacherConfig):
-    from ..runtime.preprocess import Preprocess
-
     return Preprocess(size=(config.image_size, config.image_size))
 
 
 def save_teacher(model: DPIQATeacher, out_dir: str | os.PathLike, **provenance: Any) -> Path:
     """Write config.json + model.safetensors (atomically; the prompt matrix and the VAE included)."""
     from safetensors.torch import save_file
-
-    from .. import __version__
-    from ..config import to_dict
-    from ..io import atomic_path, write_json
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -265,17 +266,11 @@ def load_teacher(teacher_dir: str | os.PathLike, device: str | torch.device = "c
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from ..config import from_dict
-    from ..errors import ConfigError
-    from ..io import read_json
-
     teacher_dir = Path(teacher_dir)
     meta = read_json(teacher_dir / "config.json")
     if not isinstance(meta, dict) or meta.get("model_type") != MODEL_TYPE:
         got = meta.get("model_type") if isinstance(meta, dict) else None
         raise ModelLoadError(f"{teacher_dir}: not a DP-IQA teacher checkpoint (model_type {got!r}, expected {MODEL_TYPE!r})")
-    from ..runtime.schema import check_config
-
     check_config(meta, teacher_dir / "config.json")
     try:
         config = from_dict(TeacherConfig, meta.get("config", {}), where=str(teacher_dir / "config.json"))
@@ -297,6 +292,23 @@ def load_teacher(teacher_dir: str | os.PathLike, device: str | torch.device = "c
     except RuntimeError as exc:
         raise ModelLoadError(f"{weights}: weights do not match config.json ({' '.join(str(exc).split())[:200]})") from None
     return model.to(device).eval()
+
+
+def build_full_teacher(device: str = "cpu", configs: dict | None = None, prompt_dim: int = 768, **overrides):
+    """SD-1.5-sized teacher (UNet, VAE, T2I full adapter, 1485 x 768 prompts, QFD 512, map 64), random
+    weights on ``device``, shared by the CPU row of ``bench models`` and ``bench teacher_gpu``. Built on the
+    meta device, then materialised with N(0, 0.02) weights: initialisation cost is not what is measured, and the
+    values do not change the work a dense forward does. ``configs``/``overrides`` (tiny configs, smaller decoder) serve the CPU test."""
+    configs = configs or sd15_configs()
+    with torch.device("meta"):
+        model = build_teacher(TeacherConfig(**configs, prompt_dim=prompt_dim, **overrides),
+                              torch.zeros(1485, prompt_dim))
+    model = model.to_empty(device=device)
+    g = torch.Generator(device=device).manual_seed(0)
+    with torch.no_grad():
+        for t in list(model.parameters()) + list(model.buffers()):
+            t.normal_(0.0, 0.02, generator=g)
+    return model.eval()
 
 
 def _jsonable(obj: Any) -> Any:

@@ -23,7 +23,8 @@ from ..errors import ModelLoadError
 
 QUALITIES = ("bad", "poor", "fair", "good", "perfect")
 SCENES = ("animal", "cityscape", "human", "indoor", "landscape", "night", "plant", "still_life", "others")
-DISTORTIONS = (
+#: the distortion words of the teacher's prompts (SPEC's 33), not a set of image operations
+PROMPT_DISTORTIONS = (
     "jpeg2000 compression", "jpeg compression", "white noise", "gaussian blur", "fastfading", "fnoise",
     "contrast", "lens", "motion", "diffusion", "shifting", "color quantization", "oversaturation",
     "desaturation", "white with color", "impulse", "multiplicative", "white noise with denoise", "brighten",
@@ -32,13 +33,13 @@ DISTORTIONS = (
     "realistic contrast change", "other realistic",
 )
 TEMPLATE = "a photo of a {scene} with {distortion} artifacts, which is of {quality} quality"
-N_PROMPTS = len(QUALITIES) * len(SCENES) * len(DISTORTIONS)  # 1485
+N_PROMPTS = len(QUALITIES) * len(SCENES) * len(PROMPT_DISTORTIONS)  # 1485
 
 
 def build_prompts() -> list[str]:
     """The 1,485 prompts in SPEC order (quality-major, then scene, then distortion)."""
     return [TEMPLATE.format(quality=q, scene=s, distortion=d)
-            for q, s, d in itertools.product(QUALITIES, SCENES, DISTORTIONS)]
+            for q, s, d in itertools.product(QUALITIES, SCENES, PROMPT_DISTORTIONS)]
 
 
 def embed_prompts(clip_dir: str | os.PathLike, batch_size: int = 128, device: str = "cpu"):

