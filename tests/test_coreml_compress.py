@@ -19,7 +19,7 @@ ct = pytest.importorskip("coremltools")
 nn = torch.nn
 
 from dpiqa_edge.errors import ConfigError, ExportError  # noqa: E402
-from dpiqa_edge.quantize.coreml_compress import compress_coreml  # noqa: E402
+from dpiqa_edge.export.targets.coreml_compress import compress_coreml  # noqa: E402
 from dpiqa_edge.runtime.backends.coreml_mil import MILProgram  # noqa: E402
 
 CONSTEXPR = {  # (mode, target) -> the op coremltools writes

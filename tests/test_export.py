@@ -209,7 +209,7 @@ def _bump_score_bias(onnx_path: Path, delta: float) -> None:
 def test_weight_perturbed_after_conversion_fails_export(lite0, tmp_path, monkeypatch, factor, fails):
     """A weight changed after conversion by just above (1.5x) / below (0.5x) the tolerance the export uses:
     the export fails with ToleranceError and leaves no folder / passes."""
-    import dpiqa_edge.export.onnx as onnx_target
+    onnx_target = TARGETS["onnx"]
 
     # the tolerance this export runs with: the floor, or NOISE_FACTOR x what torch moves by itself if larger
     clean = export_model(lite0, "onnx", out_dir=tmp_path / "clean", log=None)
@@ -241,7 +241,7 @@ def test_cli_exit_2_on_parity_failure_and_defaults(lite0, tmp_path, monkeypatch)
     a parity failure exits 2 with a one-line ToleranceError."""
     from click.testing import CliRunner
 
-    import dpiqa_edge.export.onnx as onnx_target
+    onnx_target = TARGETS["onnx"]
     from dpiqa_edge.cli import main
 
     runs = tmp_path / "runs"

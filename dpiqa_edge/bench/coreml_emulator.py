@@ -23,9 +23,9 @@ def bench_coreml_emulator(quick: bool = False):
     from ..timing import time_fn
     from . import Section
     from ..export.base import ExportSettings
-    from ..export.coreml import save_mlpackage
+    from ..export.targets.coreml import save_mlpackage
     from ..io import dir_size
-    from ..quantize.coreml_compress import compress_coreml
+    from ..export.targets.coreml_compress import compress_coreml
     from ..runtime.preprocess import Preprocess
     from ..student import build_student
     from ..student.config import StudentConfig

@@ -113,7 +113,7 @@ def int8_section(results: list[tuple[dict[str, Any], dict[str, Any]]], Section) 
 
 def kernel_section(records: dict[str, dict[str, Any]], Section) -> Any:
     """One row per ONNX INT8 export: its ``export.json`` ``conversion.ort_kernels`` (ORT's profiler)."""
-    from ..quantize.ort_kernels import kernel_summary
+    from ..export.targets.ort_kernels import kernel_summary
 
     rows = []
     for label, rec in records.items():

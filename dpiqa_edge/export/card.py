@@ -213,7 +213,7 @@ def _runtime_lines(record: dict[str, Any]) -> list[str]:
     lines = []
     kernels = conv.get("ort_kernels")
     if kernels:
-        from ..quantize.ort_kernels import kernel_summary
+        from .targets.ort_kernels import kernel_summary
 
         kept = (conv.get("quantization") or {}).get("kept_float_convs", 0)
         lines += [f"**Kernels (onnxruntime {kernels.get('onnxruntime', '?')} profiler, per run, CPU).** "

@@ -14,6 +14,8 @@ CoreML pick the compute units as an app would.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ...errors import ModelLoadError
@@ -24,6 +26,15 @@ class CoreMLBackend(Backend):
     """An ``.mlpackage`` ML program; ``image_input`` artifacts take an RGB image (scale 1/255 in-model)."""
 
     name = "coreml"
+
+    @staticmethod
+    def read_metadata(file: Path) -> dict[str, str]:
+        from coremltools.models.utils import load_spec
+
+        if not (file / "Manifest.json").is_file():
+            raise ModelLoadError(f"{file}: not an .mlpackage (no Manifest.json)")
+        spec = load_spec(str(file))
+        return dict(spec.description.metadata.userDefined)
 
     def _load(self, precision_hint: str | None) -> None:
         from .coreml_mil import real_predict_available

@@ -9,11 +9,12 @@ has fused each DequantizeLinear -> op -> QuantizeLinear unit into an integer op 
 Session options: an artifact may record the ones it was judged with in its ``runtime_options`` metadata
 (``graph_optimization_level``, ``session_config`` entries for ``add_session_config_entry``);
 :func:`session_options` applies them, and every onnxruntime session made from an artifact - this loader,
-the kernel profiler (``quantize.ort_kernels``) - is built by it, so what was measured is what runs.
+the kernel profiler (``export.targets.ort_kernels``) - is built by it, so what was measured is what runs.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,17 @@ class OnnxBackend(Backend):
     """An ``.onnx`` artifact in an ``onnxruntime.InferenceSession`` (thread-safe per ORT's docs)."""
 
     name = "onnx"
+
+    @staticmethod
+    def read_metadata(file: Path) -> dict[str, str]:
+        try:
+            import onnx
+        except ImportError:  # runtime-only install: onnxruntime reads the same metadata_props
+            import onnxruntime as ort
+
+            return dict(ort.InferenceSession(str(file), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map)
+        model = onnx.load(str(file), load_external_data=False)
+        return {p.key: p.value for p in model.metadata_props}
 
     def _load(self, precision_hint: str | None) -> None:
         try:

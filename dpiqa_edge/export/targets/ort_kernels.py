@@ -58,8 +58,8 @@ def profile_kernels(artifact: str | os.PathLike, runs: int = 10, threads: int | 
     """
     import onnxruntime as ort
 
-    from ..runtime.artifact import resolve_artifact
-    from ..runtime.backends.onnx import session_options
+    from ...runtime.artifact import resolve_artifact
+    from ...runtime.backends.onnx import session_options
 
     file, meta = resolve_artifact(artifact)
     h, w = meta["preprocessing"]["size"]
