@@ -66,3 +66,14 @@ def test_a_broken_row_string_fails_and_platform_checks_read_the_row():
         with pytest.raises(ConfigError, match="coreml --precision int8 is W8A8.*macOS only"):
             check_options("coreml", "int8", {"calib": "x"})
     assert check_options("web", "int8", {"calib": "x"}).format is FORMATS["onnx"]
+
+
+def test_benchmarks_take_their_formats_from_the_table():
+    """The CPU benchmarks time the rows marked ``benchmarked`` (no hard-coded list), labelled by their library."""
+    from dpiqa_edge.bench.models_int8 import pair_plan
+
+    assert formats.benchmarked_formats() == ("onnx", "openvino")
+    assert all(FORMATS[f].library for f in formats.benchmarked_formats())
+    exports = {(t, p): Path(f"/x/{t}-{p}") for t in FORMATS for p in ("fp32", "int8")}
+    plan = pair_plan({"lite0": {"size": 64, "exports": exports}}, threads=1, phone_env={}, quick=True)
+    assert list(dict.fromkeys(facts["backend"] for facts, _spec, _env in plan)) == ["onnxruntime", "openvino"]

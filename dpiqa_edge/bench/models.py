@@ -37,6 +37,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..runtime.formats import FORMATS, benchmarked_formats
+
 SIZE = 512  #: SPEC's input size (the teacher's row, the default for a model line without its own)
 PHONE_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2"}  #: OpenVINO's CPU plugin honours oneDNN's ISA cap
 
@@ -167,9 +169,9 @@ def export_all(students: dict[str, tuple[Path, int, BenchModel]], root: Path, qu
     calib = _calib_folder(root, 8)
     jobs = []
     for label, (_folder, _size, m) in students.items():
-        jobs += [(label, "onnx", "fp32"), (label, "openvino", "fp32")]
+        jobs += [(label, target, "fp32") for target in benchmarked_formats()]
         if m.int8:
-            jobs += [(label, "onnx", "int8"), (label, "openvino", "int8")]
+            jobs += [(label, target, "int8") for target in benchmarked_formats()]
     out = {}
     for label, target, precision in jobs:
         t0 = time.perf_counter()
@@ -276,8 +278,9 @@ def _plan(students: dict[str, tuple[Path, int, BenchModel]], exports: dict[tuple
         for (sname, target, precision), art in exports.items():
             if sname != name:
                 continue
-            if target == "onnx":
-                plan.append((Row(name, "onnxruntime", precision, threads=threads), {"kind": "artifact", "path": str(art), **rep}, None))
+            if target != "openvino":  # the artifact as its loader runs it
+                plan.append((Row(name, FORMATS[target].library, precision, threads=threads),
+                             {"kind": "artifact", "path": str(art), **rep}, None))
             else:
                 plan.append((Row(name, "openvino", precision, threads=threads, note="f32 pinned"),
                              {"kind": "artifact", "path": str(art), "precision_hint": "f32", **rep}, None))
@@ -295,7 +298,8 @@ def _plan(students: dict[str, tuple[Path, int, BenchModel]], exports: dict[tuple
             plan.append((Row(name, "openvino", precision, threads=1, note="phone-like: 1 thread, ONEDNN_MAX_CPU_ISA=AVX2, f32 pinned"),
                          {"kind": "artifact", "path": str(art), "precision_hint": "f32", **phone}, PHONE_ENV))
         elif threads > 1:  # at 1 thread the main table's ORT rows already are this configuration
-            plan.append((Row(name, "onnxruntime", precision, threads=1, note="phone-like: 1 thread (ISA not capped: ORT ignores oneDNN's cap)"),
+            plan.append((Row(name, FORMATS[target].library, precision, threads=1,
+                             note="phone-like: 1 thread (ISA not capped: ORT ignores oneDNN's cap)"),
                          {"kind": "artifact", "path": str(art), **phone}, None))
     return plan
 
@@ -457,7 +461,7 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
     # ratios
     rat = []
     quantized = list(dict.fromkeys(r.model for r in rows if r.precision == "int8"))
-    for backend in ("onnxruntime", "openvino"):
+    for backend in (FORMATS[f].library for f in benchmarked_formats()):
         int8 = _find(rows, "lite0", backend, "int8")
         paper = _find(rows, "paper", backend, "fp32")
         if int8 and paper:

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..runtime.formats import benchmarked_formats
+
 PHONE_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
 GROWTH_LIMIT_MB = 50.0
 
@@ -105,14 +107,16 @@ def gate_memory(artifact: str | os.PathLike, frames: int = 10_000, warmup: int =
 
 
 # -- the bench harness entry ------------------------------------------------------------------------
-def make_artifacts(work: Path, size: int = 224, targets: Sequence[str] = ("onnx", "openvino")) -> dict[str, Path]:
-    """A Lite0 student (bundled ImageNet weights) at ``size`` px, exported fp32 with dynamic batch."""
+def make_artifacts(work: Path, size: int = 224, targets: Sequence[str] | None = None) -> dict[str, Path]:
+    """A Lite0 student (bundled ImageNet weights) at ``size`` px, exported fp32 with dynamic batch to each
+    of ``targets`` (default: the format table's benchmarked formats)."""
     from ..export import export_model
     from ..student import build_student, save_student
     from ..student.config import StudentConfig
 
     cfg = StudentConfig(name="lite0", input_size=size, map_size=max(1, size // 32))
     student = save_student(build_student(cfg).eval(), cfg, work / "student")
+    targets = benchmarked_formats() if targets is None else targets
     return {t: export_model(student, t, out_dir=work / f"export-{t}", dynamic_batch=True, parity_images=2, log=None) for t in targets}
 
 

@@ -74,6 +74,9 @@ class Format:
         companions: suffixes of files that belong to the artifact beside it (OpenVINO's ``.bin`` weights).
         platforms: precision -> (``sys.platform`` it needs, why) for exports that run only there.
         note: one line for ``--help`` and export.json.
+        library: what runs the artifact, as the benchmarks label their rows (``onnxruntime``, ``openvino``).
+        benchmarked: timed by the CPU benchmarks (``bench models``, ``runtime``, the INT8 pairs); CoreML is
+            not: its latency is a device measurement, and on Linux it runs in the MIL emulator.
     """
 
     name: str
@@ -85,6 +88,8 @@ class Format:
     platforms: dict[str, tuple[str, str]] = field(default_factory=dict)
     precisions: tuple[str, ...] = PRECISIONS
     note: str = ""
+    library: str = ""
+    benchmarked: bool = False
 
     @property
     def suffix(self) -> str:
@@ -111,11 +116,13 @@ FORMATS: dict[str, Format] = {
     "onnx": Format(
         "onnx", "model.onnx", ".onnx", f"{_RT}.backends.onnx:OnnxBackend",
         {"fp32": _FP32, "fp16": _FP16, "int8": _INT8},
-        note="ONNX (opset >= 17), run by onnxruntime; fp16 keeps float32 inputs/outputs"),
+        note="ONNX (opset >= 17), run by onnxruntime; fp16 keeps float32 inputs/outputs",
+        library="onnxruntime", benchmarked=True),
     "openvino": Format(
         "openvino", "model.xml", "OpenVINO .xml", f"{_RT}.backends.openvino:OpenVINOBackend",
         {"fp32": _FP32, "fp16": _FP16, "int8": _INT8}, companions=(".bin",),
-        note="OpenVINO IR (.xml + .bin); fp16 = fp16-compressed weights, compute per precision hint"),
+        note="OpenVINO IR (.xml + .bin); fp16 = fp16-compressed weights, compute per precision hint",
+        library="openvino", benchmarked=True),
     "coreml": Format(
         "coreml", "model.mlpackage", ".mlpackage", f"{_RT}.backends.coreml:CoreMLBackend",
         {"fp32": _FP32, "fp16": _COREML_FP16, "int8": _INT8},
@@ -124,7 +131,8 @@ FORMATS: dict[str, Format] = {
                                       "--compression palettize6")},
         note="CoreML ML program (.mlpackage), batch 1; int8 = W8A8 (activation calibration needs macOS); "
              "--compression int8|palettize8|palettize6|palettize4 = weight-only, on fp32/fp16; "
-             "runs fp16 on GPU/Neural Engine by default on device"),
+             "runs fp16 on GPU/Neural Engine by default on device",
+        library="coremltools"),
 }
 
 #: artifact file suffix -> format name
@@ -146,6 +154,11 @@ def register_format(row: Format) -> Format:
     FORMATS[row.name] = row
     BY_SUFFIX[row.suffix] = row.name
     return row
+
+
+def benchmarked_formats() -> tuple[str, ...]:
+    """The formats the CPU benchmarks time, in table order (``onnx``, ``openvino``)."""
+    return tuple(name for name, row in FORMATS.items() if row.benchmarked)
 
 
 def file_types() -> str:
