@@ -20,6 +20,9 @@ import time
 from typing import Any
 
 from ..runtime.formats import FORMATS, benchmarked_formats
+from ..export.targets.ort_kernels import kernel_summary
+from ..runtime.backends import load_backend
+from ..timing import summarize_times
 
 #: minimum INT8-over-fp32 speed-up per backend (p50 at batch 1)
 TARGETS = {"onnxruntime": 1.5, "openvino": 1.3}
@@ -29,9 +32,6 @@ def measure_pair(spec: dict[str, Any]) -> dict[str, Any]:
     """Inside a worker: fp32 vs int8 of one model, round-robin. ``spec``: fp32, int8 (artifact paths),
     fp32_hint / int8_hint (precision hints; None = the loader's default), threads, rounds, per_round, warmup."""
     from skimage import data as skd
-
-    from ..timing import summarize_times
-    from ..runtime.backends import load_backend
 
     threads = spec.get("threads")
     backends = {k: load_backend(spec[k], precision_hint=spec.get(f"{k}_hint"), threads=threads) for k in ("fp32", "int8")}
@@ -116,8 +116,6 @@ def int8_section(results: list[tuple[dict[str, Any], dict[str, Any]]], Section) 
 
 def kernel_section(records: dict[str, dict[str, Any]], Section) -> Any:
     """One row per ONNX INT8 export: its ``export.json`` ``conversion.ort_kernels`` (ORT's profiler)."""
-    from ..export.targets.ort_kernels import kernel_summary
-
     rows = []
     for label, rec in records.items():
         prof = (rec.get("conversion") or {}).get("ort_kernels")

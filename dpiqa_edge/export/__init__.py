@@ -27,8 +27,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .base import PRECISIONS, TARGETS, ExportSettings, check_options, default_out_dir, newest_student
-from .source import OnnxSource
+from .source import OnnxSource, reference_outputs, source_noise, torch_available
 from .targets import Int8Settings, Target
+from ..data.manifest import read_manifest, sample_rows
+from ..errors import ConfigError, MODULE_EXTRA, MissingExtraError, ModelLoadError
+from ..io import atomic_path, check_out_dir, read_json, sha256_file, write_json, write_text
+from ..quantize.calib import load_calibration
+from ..quantize.gate import DEFAULT_MAX_DROP, enforce_gate, srcc_gate
+from ..quiet import LOG_NAME, third_party_output
+from ..runtime.artifact import encode_metadata
+from ..runtime.backends import load_backend
+from ..runtime.preprocess import Preprocess
+from . import card, parity
 
 __all__ = ["export_model", "TARGETS", "PRECISIONS", "ExportSettings"]
 
@@ -94,9 +104,6 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
     job = _prepare(model_dir, target, precision, out_dir, given, say, int8_options)
     _reference(job, parity_data, parity_images, gate_images, calib, calib_images, max_srcc_drop, accuracy_control)
 
-    from ..io import atomic_path, check_out_dir
-    from ..quiet import LOG_NAME
-
     with atomic_path(job.out) as tmp:  # built under a temporary name; renamed only when every step passed
         tmp.mkdir(parents=True)
         attempts = []
@@ -109,8 +116,6 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
             say(f"export: {rung} failed the accuracy gate ({gate['reason']}); trying {job.rungs[k + 1]}")
             backend = None  # release the failed rung's session before converting the next
         if gate is not None:
-            from ..quantize.gate import enforce_gate
-
             enforce_gate(gate)
         if attempts:
             info["int8_attempts"] = attempts
@@ -161,9 +166,6 @@ class _Job:
 def _prepare(model_dir, target, precision, out_dir, given, say, int8_options) -> _Job:
     """Step 1: validate the request against the targets table, find and load the student, and fix the
     settings it exports with."""
-    from ..errors import ConfigError
-    from ..io import check_out_dir, read_json
-    from ..runtime.preprocess import Preprocess
     from ..student import load_student
 
     spec = check_options(target, precision, given)
@@ -201,12 +203,7 @@ def _reference(job: _Job, parity_data, parity_images, gate_images, calib, calib_
                accuracy_control) -> None:
     """Step 2: real images and what the torch model says on them: parity images and outputs, the gate
     threshold (val), int8 calibration and held-out sets, and the metadata every copy carries."""
-    from ..errors import ConfigError
-    from ..io import sha256_file
     from ..student.checkpoint import weights_file
-    from . import card, parity
-    from .source import reference_outputs, source_noise
-
     manifest = parity_data or job.prov.get("manifest")
     if manifest is not None and not Path(manifest).is_file():
         if parity_data is not None:
@@ -226,8 +223,6 @@ def _reference(job: _Job, parity_data, parity_images, gate_images, calib, calib_
     if job.lossy:
         job.test = _labelled(manifest, job.pre, "test", gate_images)
     if job.precision == "int8":
-        from ..quantize.calib import load_calibration
-
         job.calib_arrays = load_calibration(calib, job.pre, n=calib_images)
         val = _labelled(manifest, job.pre, "val")
         if accuracy_control is None:
@@ -246,9 +241,6 @@ def _reference(job: _Job, parity_data, parity_images, gate_images, calib, calib_
 
 def _convert(job: _Job, tmp: Path, rung: dict[str, Any]) -> tuple[Path, dict[str, Any], float]:
     """Step 3: the target module writes its artifact (metadata embedded) into ``tmp``."""
-    from ..quiet import LOG_NAME, third_party_output
-    from ..runtime.artifact import encode_metadata
-
     source = job.model.path if isinstance(job.model, OnnxSource) else job.model_dir
     job.say(f"export: converting {source} -> {job.target} {job.precision} ({job.size}x{job.size})"
             + (f" {rung}" if rung else ""))
@@ -266,10 +258,6 @@ def _convert(job: _Job, tmp: Path, rung: dict[str, Any]) -> tuple[Path, dict[str
 def _verify(job: _Job, tmp: Path, artifact: Path, max_srcc_drop):
     """Step 4: the artifact through the runtime's own loader: parity with torch, and the accuracy gate
     for lossy variants (measured here, enforced by the caller after its safer rungs)."""
-    from ..quiet import LOG_NAME, third_party_output
-    from ..runtime.backends import load_backend
-    from . import parity
-
     t1 = time.perf_counter()
     with third_party_output(tmp / LOG_NAME):
         backend = load_backend(artifact)
@@ -287,9 +275,6 @@ def _verify(job: _Job, tmp: Path, artifact: Path, max_srcc_drop):
 
 def _describe(job: _Job, tmp: Path, artifact: Path, info, label: str, par, gate, timings, log_name: str):
     """Step 5: export.json and MODEL_CARD.md beside the artifact."""
-    from ..io import write_json, write_text
-    from . import card
-
     meta = job.meta
     record = {
         "artifact": artifact.name, "target": job.target, "precision": job.precision, "label": label,
@@ -312,7 +297,6 @@ def _find_model(model_dir, say) -> tuple[Path, str | None]:
     """``--model``: a folder; ``default`` = the shipped float checkpoint; omitted = the newest student under
     ./runs/, else the shipped default. Returns (folder, name for the default export folder or None)."""
     from .. import models
-    from ..errors import ModelLoadError
 
     if model_dir == models.NAME:
         return Path(models.default_student()), models.NAME
@@ -363,8 +347,6 @@ def _labelled(manifest, pre, split: str, cap: int = 128):
     more), or None."""
     if manifest is None:
         return None
-    from ..data.manifest import read_manifest, sample_rows
-
     rows = sample_rows(read_manifest(manifest).split(split).labelled(), cap)
     if len(rows) < 3:
         return None
@@ -374,10 +356,6 @@ def _labelled(manifest, pre, split: str, cap: int = 128):
 def _int8_gate(model, backend, test, max_srcc_drop, out) -> dict[str, Any]:
     """The SRCC gate (``quantize.gate``) on the held-out test split: parent = torch fp32, variant = the artifact as run.
     Measured here; the caller enforces it (after trying its safer rungs)."""
-    from ..errors import ConfigError
-    from ..quantize.gate import DEFAULT_MAX_DROP, srcc_gate
-    from .source import reference_outputs
-
     if test is None:
         if max_srcc_drop is not None:
             raise ConfigError("export: --max-srcc-drop needs --parity-data with >= 3 labelled test images")
@@ -402,9 +380,6 @@ def _onnx_source(name: str | None, target: str, say):
 
 def _need_torch(model_dir: Path, target: str) -> None:
     """A torch student needs torch (the [train] extra); say so in one line, naming what works without it."""
-    from ..errors import MissingExtraError
-    from .source import torch_available
-
     if torch_available():
         return
     extra = "train,coreml" if target == "coreml" else "train"
@@ -419,7 +394,6 @@ def _reuse_shipped_int8(out_dir, say) -> Path:
     import shutil
 
     from .. import models
-    from ..io import atomic_path, read_json, write_json
 
     src = models.default_artifact()
     out = Path(out_dir) if out_dir is not None else default_out_dir(src, "onnx", "int8", name=models.NAME)
@@ -443,7 +417,6 @@ def _need_modules(target: str, precision: str) -> None:
     the extra, before minutes of work (not a traceback after)."""
     import importlib.util
 
-    from ..errors import MODULE_EXTRA, MissingExtraError
 
     spec = TARGETS[target]
     needed = tuple(spec.requires) + (tuple(spec.requires_int8) if precision == "int8" else ())

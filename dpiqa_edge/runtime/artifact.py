@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import ModelLoadError
 from .formats import BY_SUFFIX, FORMATS, file_types
 from .schema import check_export_record, check_metadata, check_name
+from ..io import read_json
 
 #: artifact file suffix -> backend name (the format table's, ``runtime/formats.py``)
 SUFFIX_TO_BACKEND = BY_SUFFIX
@@ -172,8 +173,6 @@ def read_raw_metadata(file: str | os.PathLike) -> dict[str, str]:
 
 
 def _read_export_json(path: Path) -> dict[str, Any]:
-    from ..io import read_json
-
     return check_export_record(read_json(path), path)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ...errors import ModelLoadError
 from . import Backend
+from .coreml_mil import MILProgram, real_predict_available
 
 
 class CoreMLBackend(Backend):
@@ -37,8 +38,6 @@ class CoreMLBackend(Backend):
         return dict(spec.description.metadata.userDefined)
 
     def _load(self, precision_hint: str | None) -> None:
-        from .coreml_mil import real_predict_available
-
         self.on_macos = real_predict_available()  # macOS *and* coremltools' native predict present
         self.emulated = not self.on_macos
         if self.raw_input:
@@ -54,8 +53,6 @@ class CoreMLBackend(Backend):
                 if precision_hint == "all":
                     self.precision = f"{self.precision} (CoreML compute units ALL: fp16 on GPU/ANE)"
             else:
-                from .coreml_mil import MILProgram
-
                 self.model = MILProgram(self.file)
         except ModelLoadError:
             raise

@@ -21,6 +21,7 @@ import numpy as np
 
 from ...errors import ModelLoadError
 from . import Backend
+from ..schema import check_input_shape, check_runtime_options
 
 #: ``runtime_options`` keys this loader understands
 OPTION_KEYS = ("graph_optimization_level", "session_config")
@@ -33,8 +34,6 @@ def session_options(ort, options: dict[str, Any] | None, threads: int | None, wh
     Unknown keys or levels are a :class:`ModelLoadError` (a misspelt option would otherwise be ignored and
     the artifact would run differently from how its gate judged it).
     """
-    from ..schema import check_runtime_options
-
     options = dict(check_runtime_options(options, "onnx", where) or {})  # the allowlist (runtime/schema.py)
     opts = ort.SessionOptions()
     if threads:
@@ -81,8 +80,6 @@ class OnnxBackend(Backend):
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf types
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelLoadError(f"{self.file}: onnxruntime cannot load it ({msg})") from None
-        from ..schema import check_input_shape
-
         check_input_shape(list(self.session.get_inputs()[0].shape), self.metadata, self.file)
         names = [o.name for o in self.session.get_outputs()]
         if names[:2] != ["score", "quality_map"] or self.session.get_inputs()[0].name != self.input_name:

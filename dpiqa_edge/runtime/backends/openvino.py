@@ -27,6 +27,7 @@ import numpy as np
 from ...errors import ModelLoadError
 from ..formats import FORMATS
 from . import Backend
+from ..schema import check_input_shape
 
 #: where the OpenVINO rt_info keys live (``model.set_rt_info(value, [RT_INFO_SECTION, key])``)
 RT_INFO_SECTION = "dpiqa_edge"
@@ -99,8 +100,6 @@ class OpenVINOBackend(Backend):
             found = [sorted(o.get_names()) for o in self.compiled.outputs]
             raise ModelLoadError(f"{self.file}: expected outputs score, quality_map; found {found}")
         self._outputs = (by_name["score"], by_name["quality_map"])
-        from ..schema import check_input_shape
-
         shape = self.compiled.inputs[0].get_partial_shape()
         check_input_shape([d.get_length() if d.is_static else "?" for d in shape], self.metadata, self.file)
         # An InferRequest is not safe to share across threads; compiled-model calls create their own.
