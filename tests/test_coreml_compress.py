@@ -1,4 +1,4 @@
-"""CoreML weight compression (quantize/coreml_compress.py), checked by the Linux emulator.
+"""CoreML weight compression (export/targets/coreml_compress.py), checked by the Linux emulator.
 
 A tiny student-shaped network is converted once per deployment target; each compression mode must
 (1) write constexpr ops into the saved program (read from the protobuf spec, not through our loader),

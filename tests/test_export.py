@@ -288,7 +288,7 @@ def test_onnx_reference_evaluator_agrees_with_onnxruntime(lite0, manifest, tmp_p
     ("coreml", {"compression": "int8"}),  # palettization (k-means) takes ~1 min here: int8 weights
 ])
 def test_lossy_variants_run_the_accuracy_gate(lite0, manifest, tmp_path, target, kwargs):
-    """int8 goes to quantize.onnx_int8 (ORT QDQ), CoreML --compression to quantize.coreml_compress; both
+    """int8 goes to export.targets.onnx_int8 (ORT QDQ), CoreML --compression to export.targets.coreml_compress; both
     are measured by parity (no tolerance: they change numbers by design) and judged by the SRCC gate
     on the manifest's labelled test split."""
     needs_coreml(target)
