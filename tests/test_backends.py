@@ -46,16 +46,16 @@ class StandIn(torch.nn.Module):
 def write_artifact(folder: Path, target: str, *, raw_input=False, dynamic_batch=False, precision="fp32",
                    calib=None) -> Path:
     """Export the stand-in with the real target module; an export.json with file sizes beside it."""
-    from importlib import import_module
+    from dpiqa_edge.export.targets import TARGETS, Int8Settings
 
     folder.mkdir(parents=True)
     meta = build_metadata(student="standin", target=target, precision=precision,
                           preprocessing=Preprocess(size=(SIZE, SIZE)).to_dict(), raw_input=raw_input, gate=40.0,
                           source_sha256="0" * 64, dynamic_batch=dynamic_batch, image_input=False)
     settings = ExportSettings(target=target, precision=precision, input_size=SIZE, raw_input=raw_input,
-                              dynamic_batch=dynamic_batch, extra={"int8": {"float_first_convs": 0}})
-    path, _ = import_module(f"dpiqa_edge.export.{target}").convert(StandIn().eval(), settings, folder,
-                                                                   encode_metadata(meta), calib=calib)
+                              dynamic_batch=dynamic_batch)
+    path, _ = TARGETS[target].convert(StandIn().eval(), settings, folder, encode_metadata(meta), calib=calib,
+                                      int8=Int8Settings(options={"float_first_convs": 0}))
     (folder / "export.json").write_text(json.dumps({"artifact": path.name, "metadata": meta, "files": file_sizes(folder)}))
     return path
 
@@ -109,7 +109,7 @@ def test_openvino_int8_runs_its_recorded_float_precision_unless_hinted(tmp_path,
     accuracy gate judged it; an explicit hint still overrides."""
     ov = pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    from dpiqa_edge.runtime.artifact import RT_INFO_SECTION
+    from dpiqa_edge.runtime.backends.openvino import RT_INFO_SECTION
 
     rng = np.random.default_rng(0)
     calib = [np.clip(img * rng.uniform(0.5, 1.0), 0, 1).astype(np.float32) for img in list(x) * 4]

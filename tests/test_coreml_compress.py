@@ -1,4 +1,4 @@
-"""CoreML weight compression (quantize/coreml_compress.py), checked by the Linux emulator.
+"""CoreML weight compression (export/targets/coreml_compress.py), checked by the Linux emulator.
 
 A tiny student-shaped network is converted once per deployment target; each compression mode must
 (1) write constexpr ops into the saved program (read from the protobuf spec, not through our loader),
@@ -19,7 +19,7 @@ ct = pytest.importorskip("coremltools")
 nn = torch.nn
 
 from dpiqa_edge.errors import ConfigError, ExportError  # noqa: E402
-from dpiqa_edge.quantize.coreml_compress import compress_coreml  # noqa: E402
+from dpiqa_edge.export.targets.coreml_compress import compress_coreml  # noqa: E402
 from dpiqa_edge.runtime.backends.coreml_mil import MILProgram  # noqa: E402
 
 CONSTEXPR = {  # (mode, target) -> the op coremltools writes

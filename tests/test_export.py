@@ -209,7 +209,7 @@ def _bump_score_bias(onnx_path: Path, delta: float) -> None:
 def test_weight_perturbed_after_conversion_fails_export(lite0, tmp_path, monkeypatch, factor, fails):
     """A weight changed after conversion by just above (1.5x) / below (0.5x) the tolerance the export uses:
     the export fails with ToleranceError and leaves no folder / passes."""
-    import dpiqa_edge.export.onnx as onnx_target
+    onnx_target = TARGETS["onnx"]
 
     # the tolerance this export runs with: the floor, or NOISE_FACTOR x what torch moves by itself if larger
     clean = export_model(lite0, "onnx", out_dir=tmp_path / "clean", log=None)
@@ -241,7 +241,7 @@ def test_cli_exit_2_on_parity_failure_and_defaults(lite0, tmp_path, monkeypatch)
     a parity failure exits 2 with a one-line ToleranceError."""
     from click.testing import CliRunner
 
-    import dpiqa_edge.export.onnx as onnx_target
+    onnx_target = TARGETS["onnx"]
     from dpiqa_edge.cli import main
 
     runs = tmp_path / "runs"
@@ -288,7 +288,7 @@ def test_onnx_reference_evaluator_agrees_with_onnxruntime(lite0, manifest, tmp_p
     ("coreml", {"compression": "int8"}),  # palettization (k-means) takes ~1 min here: int8 weights
 ])
 def test_lossy_variants_run_the_accuracy_gate(lite0, manifest, tmp_path, target, kwargs):
-    """int8 goes to quantize.onnx_int8 (ORT QDQ), CoreML --compression to quantize.coreml_compress; both
+    """int8 goes to export.targets.onnx_int8 (ORT QDQ), CoreML --compression to export.targets.coreml_compress; both
     are measured by parity (no tolerance: they change numbers by design) and judged by the SRCC gate
     on the manifest's labelled test split."""
     needs_coreml(target)

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 from dpiqa_edge.errors import ToleranceError  # noqa: E402
 from dpiqa_edge.export import export_model  # noqa: E402
-from dpiqa_edge.export import onnx as onnx_target  # noqa: E402
+from dpiqa_edge.export.targets import onnx as onnx_target  # noqa: E402
 from dpiqa_edge.export.parity import model_tolerance  # noqa: E402
 from dpiqa_edge.export.source import NOISE_FACTOR  # noqa: E402
 from dpiqa_edge.runtime.formats import FORMATS, Tolerance  # noqa: E402

@@ -27,8 +27,8 @@ def test_row_loader_and_metadata_reader_resolve(name):
     # backend modules import their library inside _load, so every class resolves without that library
     cls = backend_class(name)
     assert cls is formats.resolve(row.loader) and issubclass(cls, Backend) and cls.name == name, row.loader
-    reader = formats.resolve(row.metadata_reader)
-    assert callable(reader) and list(inspect.signature(reader).parameters) == ["file"], row.metadata_reader
+    # the metadata reader sits beside the loader, on the backend class
+    assert "read_metadata" in vars(cls) and list(inspect.signature(cls.read_metadata).parameters) == ["file"], row.loader
     assert set(row.tolerances) == set(row.precisions) <= set(PRECISIONS)
     assert all(t.why for t in row.tolerances.values())
     for precision, (platform, why) in row.platforms.items():
@@ -66,3 +66,14 @@ def test_a_broken_row_string_fails_and_platform_checks_read_the_row():
         with pytest.raises(ConfigError, match="coreml --precision int8 is W8A8.*macOS only"):
             check_options("coreml", "int8", {"calib": "x"})
     assert check_options("web", "int8", {"calib": "x"}).format is FORMATS["onnx"]
+
+
+def test_benchmarks_take_their_formats_from_the_table():
+    """The CPU benchmarks time the rows marked ``benchmarked`` (no hard-coded list), labelled by their library."""
+    from dpiqa_edge.bench.models_int8 import pair_plan
+
+    assert formats.benchmarked_formats() == ("onnx", "openvino")
+    assert all(FORMATS[f].library for f in formats.benchmarked_formats())
+    exports = {(t, p): Path(f"/x/{t}-{p}") for t in FORMATS for p in ("fp32", "int8")}
+    plan = pair_plan({"lite0": {"size": 64, "exports": exports}}, threads=1, phone_env={}, quick=True)
+    assert list(dict.fromkeys(facts["backend"] for facts, _spec, _env in plan)) == ["onnxruntime", "openvino"]

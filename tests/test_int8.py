@@ -94,7 +94,7 @@ def test_onnx_int8_has_qdq_int8_weights_and_float_head_tail(fp32_onnx, images, t
     pytest.importorskip("onnxruntime")
     from onnx import TensorProto
 
-    from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
+    from dpiqa_edge.export.targets.onnx_int8 import quantize_onnx
 
     dst = tmp_path / "model-int8.onnx"
     # chunk=4 over 12 images: the histogram methods collect in 3 rounds (the chunked path, not one pass).
@@ -125,7 +125,7 @@ def test_onnx_int8_has_qdq_int8_weights_and_float_head_tail(fp32_onnx, images, t
 
 
 def test_onnx_keep_float_patterns_and_full_quantization(fp32_onnx, images, tmp_path):
-    from dpiqa_edge.quantize.onnx_int8 import inspect_onnx_int8, quantize_onnx
+    from dpiqa_edge.export.targets.onnx_int8 import inspect_onnx_int8, quantize_onnx
 
     kept = quantize_onnx(fp32_onnx, tmp_path / "a.onnx", images[:8], keep_float=["*head*"], float_first_convs=0,
                          progress=False)
@@ -140,7 +140,7 @@ def test_onnx_keep_float_patterns_and_full_quantization(fp32_onnx, images, tmp_p
 
 def test_onnx_rejects_unknown_method(fp32_onnx, images, tmp_path):
     from dpiqa_edge.errors import InputError
-    from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
+    from dpiqa_edge.export.targets.onnx_int8 import quantize_onnx
 
     with pytest.raises(InputError, match="unknown"):
         quantize_onnx(fp32_onnx, tmp_path / "x.onnx", images[:4], method="kl")
@@ -151,7 +151,7 @@ def test_onnx_rejects_unknown_method(fp32_onnx, images, tmp_path):
 def test_openvino_int8_has_fake_quantize_and_int8_constants(fp32_ir, images, tmp_path, accuracy_control):
     ov = pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    from dpiqa_edge.quantize.openvino_int8 import quantize_openvino
+    from dpiqa_edge.export.targets.openvino_int8 import quantize_openvino
 
     dst = tmp_path / "model-int8.xml"
     kwargs = {}
@@ -220,7 +220,7 @@ def test_gate_fails_an_int8_artifact_forced_off_budget(images, tmp_path):
 
     from dpiqa_edge.errors import GateError
     from dpiqa_edge.quantize.gate import enforce_gate, srcc_gate
-    from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
+    from dpiqa_edge.export.targets.onnx_int8 import quantize_onnx
 
     torch.manual_seed(0)
     model = TinyStudent().eval()
@@ -249,8 +249,8 @@ def test_gate_fails_an_int8_artifact_forced_off_budget(images, tmp_path):
 
 
 def test_float_first_convs_keeps_the_early_layers_float(fp32_onnx, fp32_ir, images, tmp_path):
-    from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
-    from dpiqa_edge.quantize.openvino_int8 import quantize_openvino
+    from dpiqa_edge.export.targets.onnx_int8 import quantize_onnx
+    from dpiqa_edge.export.targets.openvino_int8 import quantize_openvino
 
     info = quantize_onnx(fp32_onnx, tmp_path / "f2.onnx", images[:8], float_first_convs=2, progress=False)
     m = onnx.load(str(tmp_path / "f2.onnx"))
@@ -290,7 +290,7 @@ def _as_artifact(path, precision="int8", **extra):
 def quantized(fp32_onnx, images, tmp_path_factory):
     """The tiny student quantized three ways: the export's form (uint8 activations, one DQ per consumer)
     with no conv kept float and with the first two kept float, and the old int8-activation form."""
-    from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
+    from dpiqa_edge.export.targets.onnx_int8 import quantize_onnx
 
     root = tmp_path_factory.mktemp("q")
     out = {}
@@ -305,7 +305,7 @@ def test_onnx_int8_runs_in_integer_kernels_end_to_end(quantized, fp32_onnx, imag
     """The guard against an INT8 artifact that is only smaller: ORT's own profiler must see every conv as
     a QLinearConv and the residual Add as a QLinearAdd, no float Conv left between a dequantize and a
     quantize (the tiny student has 5 convs and one residual Add, like a Lite0 block)."""
-    from dpiqa_edge.quantize.ort_kernels import profile_kernels
+    from dpiqa_edge.export.targets.ort_kernels import profile_kernels
 
     info, art = quantized["u8"]
     prof = profile_kernels(art, runs=3)
@@ -329,7 +329,7 @@ def test_int8_activations_are_not_fused_on_x86(quantized):
     ORT allows int8, they fuse: nothing to show there)."""
     import platform
 
-    from dpiqa_edge.quantize.ort_kernels import profile_kernels
+    from dpiqa_edge.export.targets.ort_kernels import profile_kernels
 
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("ORT fuses int8-activation QDQ on ARM builds; the contrast exists on x86 only")
@@ -343,7 +343,7 @@ def test_loader_applies_recorded_session_options(quantized, tmp_path):
     import shutil
 
     from dpiqa_edge.errors import ModelLoadError
-    from dpiqa_edge.quantize.ort_kernels import profile_kernels
+    from dpiqa_edge.export.targets.ort_kernels import profile_kernels
     from dpiqa_edge.runtime.backends import load_backend
 
     off = _as_artifact(shutil.copy(quantized["u8"][1], tmp_path / "off.onnx"),
@@ -359,7 +359,7 @@ def test_loader_applies_recorded_session_options(quantized, tmp_path):
 
 def test_kernel_summary_counts_per_run():
     """The profiler's events -> per-run counts and groups (numbers checked on a hand-made event list)."""
-    from dpiqa_edge.quantize.ort_kernels import kernel_summary, summarize_events
+    from dpiqa_edge.export.targets.ort_kernels import kernel_summary, summarize_events
 
     def ev(node, op, dur):
         return {"cat": "Node", "name": f"{node}_kernel_time", "dur": dur, "args": {"op_name": op}}
@@ -380,7 +380,7 @@ def test_openvino_float_rest_precision_is_measured_and_recorded(images, tmp_path
     images against the fp32 IR, and the choice follows the rule (tested with numbers below)."""
     ov = pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    from dpiqa_edge.quantize.openvino_int8 import decide_float_precision, quantize_openvino
+    from dpiqa_edge.export.targets.openvino_int8 import decide_float_precision, quantize_openvino
 
     torch.manual_seed(0)
     model = TinyStudent().eval()
@@ -410,7 +410,7 @@ def test_openvino_float_rest_precision_is_measured_and_recorded(images, tmp_path
     ("bf16", {"f32": None, "default": None}, {"f32": 0.1, "default": 0.4}, "f32"),
 ])
 def test_float_precision_rule(default, agreement, change, chosen):
-    from dpiqa_edge.quantize.openvino_int8 import decide_float_precision
+    from dpiqa_edge.export.targets.openvino_int8 import decide_float_precision
 
     got, why = decide_float_precision(default, agreement, change, 80)
     assert got == chosen and why
@@ -450,7 +450,7 @@ def test_onnx_int8_weights_are_7_bit_and_do_not_saturate(quantized, fp32_onnx, i
     # 1e-4: the two kernels sum the same integers; only their float requantization may round differently
     assert np.max(np.abs(default - exact)) <= 1e-4, np.abs(default - exact)
     # asked for full-range weights, the export has them: the range check above can fail
-    from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
+    from dpiqa_edge.export.targets.onnx_int8 import quantize_onnx
 
     full = quantize_onnx(fp32_onnx, tmp_path / "full.onnx", images[:12], float_first_convs=0, reduce_range=False,
                          progress=False)
@@ -466,7 +466,7 @@ def test_openvino_int8_weights_are_7_bit(fp32_ir, images, tmp_path):
     choice is in the summary (export.json)."""
     ov = pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    from dpiqa_edge.quantize.openvino_int8 import quantize_openvino
+    from dpiqa_edge.export.targets.openvino_int8 import quantize_openvino
 
     def widest(xml):
         """Largest |value| of the int8 weight constants that feed a pairwise kernel. Depthwise weights

@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from scipy.stats import spearmanr
 
-from dpiqa_edge.quantize.onnx_int8 import quantize_onnx
+from dpiqa_edge.export.targets.onnx_int8 import quantize_onnx
 from dpiqa_edge.runtime.artifact import resolve_artifact
 from dpiqa_edge.runtime.preprocess import as_preprocess
 

@@ -24,13 +24,13 @@ import numpy as np
 
 from ..timing import ratio, time_fn
 from . import Section, run_worker
+from ..errors import DpiqaError
+from ..runtime.scorer import QualityScorer
 
 FRAMES = ((480, 640), (720, 960))  #: preview sizes (h, w) a phone camera delivers
 
 
 def _latency_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    from ..runtime.scorer import QualityScorer
-
     scorer = QualityScorer(spec["artifact"], threads=spec["threads"])
     frame = np.random.default_rng(0).integers(0, 256, (*spec["frame"], 3), dtype=np.uint8)
     pre = scorer.preprocess
@@ -79,10 +79,8 @@ def latency_section(quick: bool) -> Section:
 def accuracy_section(quick: bool) -> Section | None:
     from ..data import photos as pool
     from ..data.camera import LadderSet
-    from ..errors import DpiqaError
     from ..models import default_artifact, default_student
     from ..report.camera import camera_row
-    from ..runtime.scorer import QualityScorer
 
     try:
         ps, images = pool.load_split("test", progress=False)

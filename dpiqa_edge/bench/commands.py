@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from . import BENCHMARKS, merge_benchmarks, run_benchmarks
 
 
 @click.command()
@@ -29,8 +30,6 @@ def bench(quick: bool, out_file: str, only: tuple[str, ...], list_only: bool, me
     then here:
       dpiqa-edge bench --merge gpu/BENCHMARKS.json
     """
-    from . import BENCHMARKS, merge_benchmarks, run_benchmarks
-
     if list_only:
         for name, target in BENCHMARKS.items():
             click.echo(f"{name:20s} {target}")

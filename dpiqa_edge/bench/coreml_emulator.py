@@ -12,6 +12,14 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from ..export.base import ExportSettings
+from ..export.targets.coreml import save_mlpackage
+from ..export.targets.coreml_compress import compress_coreml
+from ..io import dir_size
+from ..runtime.backends.coreml_mil import EMULATED, MILProgram
+from ..runtime.preprocess import Preprocess
+from ..timing import time_fn
+from . import Section
 
 
 def bench_coreml_emulator(quick: bool = False):
@@ -20,16 +28,8 @@ def bench_coreml_emulator(quick: bool = False):
     import torch
     from skimage import data as skd
 
-    from ..timing import time_fn
-    from . import Section
-    from ..export.base import ExportSettings
-    from ..export.coreml import save_mlpackage
-    from ..io import dir_size
-    from ..quantize.coreml_compress import compress_coreml
-    from ..runtime.preprocess import Preprocess
     from ..student import build_student
     from ..student.config import StudentConfig
-    from ..runtime.backends.coreml_mil import EMULATED, MILProgram
 
     # 1. the student and its torch reference on one package photo
     size = 224

@@ -19,6 +19,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ..export import export_model
+from ..export.parity import package_photos
+from ..io import read_json
+from ..runtime.backends import load_backend
+from ..timing import ratio, summarize_times
+from . import Section
 
 SIZE = 512  #: the issue's latency size (512x512, batch 1)
 TARGETS = {"int8_vs_default": 1.3, "int8_vs_f32": 2.0, "pruned_int8_vs_int8": 1.3}
@@ -35,7 +41,6 @@ def write_calibration_folder(folder: Path, size: int = SIZE, n: int = 16) -> Pat
     """Crops of the package photos as PNGs: an unlabelled calibration folder (no dataset needed)."""
     from PIL import Image
 
-    from ..export.parity import package_photos
 
     folder.mkdir(parents=True, exist_ok=True)
     photos = [img for _, img in package_photos()]
@@ -57,7 +62,6 @@ def build_variants(ratios: tuple[float, ...] = (0.3,), calib_n: int = 16, work: 
     Returns ``{"work": dir, "students": {name: dir}, "exports": {(name, target, precision): dir},
     "cost": {name: params/GMACs}}`` with names ``lite0`` and ``lite0-p30`` (ratio 0.3) etc.
     """
-    from ..export import export_model
     from ..student import StudentConfig, build_student, save_student
     from ..student.widths import record_widths
     from ..quantize.prune import model_cost, prune_model
@@ -97,9 +101,6 @@ def build_variants(ratios: tuple[float, ...] = (0.3,), calib_n: int = 16, work: 
 def interleaved_latency(artifacts: dict[str, tuple[Path, str | None]], threads: int, rounds: int = 10,
                         per_round: int = 3, warmup: int = 3) -> dict:
     """Median/p95/min ms per variant, timed round-robin. ``artifacts``: name -> (export dir, precision hint)."""
-    from ..timing import summarize_times
-    from ..runtime.backends import load_backend
-
     x = np.random.default_rng(0).random((1, 3, SIZE, SIZE), dtype=np.float32)
     backends = {n: load_backend(a, precision_hint=h, threads=threads) for n, (a, h) in artifacts.items()}
     for b in backends.values():
@@ -118,10 +119,6 @@ def interleaved_latency(artifacts: dict[str, tuple[Path, str | None]], threads: 
 
 def bench_openvino_int8(quick: bool = False):
     """OpenVINO INT8 vs the default precision (bf16 here) vs the f32 hint; INT8 artifact sizes."""
-    from ..timing import ratio
-    from . import Section
-    from ..io import read_json
-
     v = build_variants()
     default = default_openvino_precision()
     ex = v["exports"]
@@ -165,9 +162,6 @@ def bench_openvino_int8(quick: bool = False):
 
 def bench_prune_int8(quick: bool = False):
     """Pruned + INT8 Lite0 vs unpruned INT8 Lite0 (OpenVINO, default precision for float parts)."""
-    from ..timing import ratio
-    from . import Section
-
     ratios = (0.3,) if quick else (0.3, 0.4, 0.5)
     v = build_variants(ratios) if not quick else build_variants()
     rows = []

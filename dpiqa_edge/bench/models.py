@@ -37,6 +37,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..runtime.formats import FORMATS, benchmarked_formats
+from ..export import export_model
+from ..io import read_json
+from ..runtime.backends import load_backend
+from ..runtime.preprocess import Preprocess
+from ..timing import ratio, time_fn
+from . import Section, run_worker
+from .models_int8 import int8_section, kernel_section, measure_pair, pair_plan
+
 SIZE = 512  #: SPEC's input size (the teacher's row, the default for a model line without its own)
 PHONE_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2"}  #: OpenVINO's CPU plugin honours oneDNN's ISA cap
 
@@ -126,7 +135,6 @@ def build_students(root: Path, quick: bool, log, models=None) -> dict[str, tuple
     """Student checkpoints under ``root`` for every model line: label -> (folder, input size, line).
     A checkpoint line whose folder does not exist is skipped with a printed reason."""
     from ..quantize.prune import prune_model
-    from ..runtime.preprocess import Preprocess
     from ..student import StudentConfig, build_student, save_student
     from ..student.widths import record_widths
 
@@ -139,8 +147,6 @@ def build_students(root: Path, quick: bool, log, models=None) -> dict[str, tuple
             if folder is None:
                 log(f"  skipping {m.label}: no student checkpoint at {m.student} (config.json + model.safetensors) in this install")
                 continue
-            from ..io import read_json
-
             size = m.size or Preprocess.from_dict(read_json(folder / "config.json").get("preprocessing") or {}).size[0]
             out[m.label] = (folder, int(size), m)
             continue
@@ -162,14 +168,12 @@ def export_all(students: dict[str, tuple[Path, int, BenchModel]], root: Path, qu
                log) -> dict[tuple[str, str, str], Path]:
     """(label, target, precision) -> export folder, at each model's input size. INT8 only for the lines
     that ask for it (B7 INT8 would cost minutes of calibration here and is not a deployment candidate)."""
-    from ..export import export_model
-
     calib = _calib_folder(root, 8)
     jobs = []
     for label, (_folder, _size, m) in students.items():
-        jobs += [(label, "onnx", "fp32"), (label, "openvino", "fp32")]
+        jobs += [(label, target, "fp32") for target in benchmarked_formats()]
         if m.int8:
-            jobs += [(label, "onnx", "int8"), (label, "openvino", "int8")]
+            jobs += [(label, target, "int8") for target in benchmarked_formats()]
     out = {}
     for label, target, precision in jobs:
         t0 = time.perf_counter()
@@ -187,8 +191,6 @@ def export_all(students: dict[str, tuple[Path, int, BenchModel]], root: Path, qu
 # ---------------------------------------------------------------------------------------------------
 def _worker(spec: dict[str, Any], env: dict[str, str] | None = None, timeout: float = 900) -> dict[str, Any]:
     """Run :func:`measure` in a fresh interpreter; returns its JSON result (``error`` on failure)."""
-    from . import run_worker
-
     env = dict(env or {})
     if spec.get("threads"):  # BLAS/OpenMP pools sized before any library starts
         env["OMP_NUM_THREADS"] = str(spec["threads"])
@@ -203,18 +205,13 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     """
     import numpy as np
 
-    from ..timing import time_fn
 
     if spec["kind"] == "pair":
-        from .models_int8 import measure_pair
-
         return measure_pair(spec)
 
     threads, repeat, warmup = spec.get("threads"), int(spec.get("repeat", 10)), int(spec.get("warmup", 2))
     # 1. load
     if spec["kind"] == "artifact":
-        from ..runtime.backends import load_backend
-
         backend = load_backend(spec["path"], precision_hint=spec.get("precision_hint"), threads=threads)
         run, ran = (lambda x: backend.run(x)), backend.precision
         if str(backend.metadata.get("precision")) == "int8" and ran != "int8":
@@ -239,7 +236,6 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     # 2. batch-1 latency on a real photo
     from skimage import data as skd
 
-    from ..runtime.preprocess import Preprocess
 
     size = int(spec.get("size") or SIZE)
     x1 = Preprocess(size=(size, size))(skd.astronaut())[None]
@@ -276,8 +272,9 @@ def _plan(students: dict[str, tuple[Path, int, BenchModel]], exports: dict[tuple
         for (sname, target, precision), art in exports.items():
             if sname != name:
                 continue
-            if target == "onnx":
-                plan.append((Row(name, "onnxruntime", precision, threads=threads), {"kind": "artifact", "path": str(art), **rep}, None))
+            if target != "openvino":  # the artifact as its loader runs it
+                plan.append((Row(name, FORMATS[target].library, precision, threads=threads),
+                             {"kind": "artifact", "path": str(art), **rep}, None))
             else:
                 plan.append((Row(name, "openvino", precision, threads=threads, note="f32 pinned"),
                              {"kind": "artifact", "path": str(art), "precision_hint": "f32", **rep}, None))
@@ -295,7 +292,8 @@ def _plan(students: dict[str, tuple[Path, int, BenchModel]], exports: dict[tuple
             plan.append((Row(name, "openvino", precision, threads=1, note="phone-like: 1 thread, ONEDNN_MAX_CPU_ISA=AVX2, f32 pinned"),
                          {"kind": "artifact", "path": str(art), "precision_hint": "f32", **phone}, PHONE_ENV))
         elif threads > 1:  # at 1 thread the main table's ORT rows already are this configuration
-            plan.append((Row(name, "onnxruntime", precision, threads=1, note="phone-like: 1 thread (ISA not capped: ORT ignores oneDNN's cap)"),
+            plan.append((Row(name, FORMATS[target].library, precision, threads=1,
+                             note="phone-like: 1 thread (ISA not capped: ORT ignores oneDNN's cap)"),
                          {"kind": "artifact", "path": str(art), **phone}, None))
     return plan
 
@@ -325,9 +323,6 @@ def bench_models(quick: bool = False, log=None) -> list:
     """The registered benchmark: returns the sections of BENCHMARKS.md (see the module doc).
     ``log`` gets one line per step (default: stderr, so stdout stays the harness's)."""
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    from ..timing import ratio
-    from . import Section
-    from ..io import read_json
     from ..student import complexity, load_student
 
     t_start = time.perf_counter()
@@ -362,8 +357,6 @@ def bench_models(quick: bool = False, log=None) -> list:
                 row.cpu_ms = float("nan") if res.get("cpu_ms") is None else res["cpu_ms"]
             rows.append(row)
         # 6. INT8 vs its fp32 model, round-robin in one process per pair; the kernels ORT ran
-        from .models_int8 import int8_section, kernel_section, pair_plan
-
         models = {n: {"size": size, "exports": {(t, p): e for (m, t, p), e in exports.items() if m == n}}
                   for n, (_d, size, m) in students.items() if m.int8}
         pairs = []
@@ -457,7 +450,7 @@ def _sections(rows: list[Row], teacher: dict[str, Any] | None, quick: bool, ov_d
     # ratios
     rat = []
     quantized = list(dict.fromkeys(r.model for r in rows if r.precision == "int8"))
-    for backend in ("onnxruntime", "openvino"):
+    for backend in (FORMATS[f].library for f in benchmarked_formats()):
         int8 = _find(rows, "lite0", backend, "int8")
         paper = _find(rows, "paper", backend, "fp32")
         if int8 and paper:

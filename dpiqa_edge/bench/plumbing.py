@@ -7,6 +7,8 @@ from pathlib import Path
 
 from ..timing import peak_memory, ratio, time_fn
 from . import Section
+from ..runtime.image import decode_image
+from ..runtime.preprocess import Preprocess
 
 
 def bench_decode(quick: bool = False) -> Section:
@@ -16,9 +18,6 @@ def bench_decode(quick: bool = False) -> Section:
     import numpy as np
     from PIL import Image
     from skimage import data as skd
-
-    from ..runtime.image import decode_image
-    from ..runtime.preprocess import Preprocess
 
     warmup, repeat = (2, 10) if quick else (5, 50)
     photo = skd.astronaut()

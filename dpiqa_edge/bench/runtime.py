@@ -24,6 +24,16 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..runtime.formats import benchmarked_formats
+from ..errors import InputError
+from ..export import export_model
+from ..io import atomic_path
+from ..runtime.checker import check_sources
+from ..runtime.gate import CameraGate
+from ..runtime.scorer import QualityScorer
+from ..runtime.sources import expand_inputs
+from . import Section
+
 PHONE_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
 GROWTH_LIMIT_MB = 50.0
 
@@ -44,10 +54,6 @@ def folder_throughput(artifact: str | os.PathLike, folder: str | os.PathLike, ba
                       repeat: int = 2) -> list[dict[str, Any]]:
     """Images/s of scoring every image in ``folder`` as ``check`` does, per batch size (best of ``repeat``
     passes after one warm-up pass)."""
-    from ..runtime.checker import check_sources
-    from ..runtime.scorer import QualityScorer
-    from ..runtime.sources import expand_inputs
-
     sources = expand_inputs([str(folder)])
     rows = []
     for bs in batch_sizes:
@@ -74,9 +80,6 @@ def gate_memory(artifact: str | os.PathLike, frames: int = 10_000, warmup: int =
     import numpy as np
     from PIL import Image
     from skimage import data
-
-    from ..runtime.gate import CameraGate
-    from ..runtime.scorer import QualityScorer
 
     h, w = frame_shape
     base = np.asarray(Image.fromarray(data.astronaut()).resize((w, h), Image.BILINEAR))
@@ -105,14 +108,15 @@ def gate_memory(artifact: str | os.PathLike, frames: int = 10_000, warmup: int =
 
 
 # -- the bench harness entry ------------------------------------------------------------------------
-def make_artifacts(work: Path, size: int = 224, targets: Sequence[str] = ("onnx", "openvino")) -> dict[str, Path]:
-    """A Lite0 student (bundled ImageNet weights) at ``size`` px, exported fp32 with dynamic batch."""
-    from ..export import export_model
+def make_artifacts(work: Path, size: int = 224, targets: Sequence[str] | None = None) -> dict[str, Path]:
+    """A Lite0 student (bundled ImageNet weights) at ``size`` px, exported fp32 with dynamic batch to each
+    of ``targets`` (default: the format table's benchmarked formats)."""
     from ..student import build_student, save_student
     from ..student.config import StudentConfig
 
     cfg = StudentConfig(name="lite0", input_size=size, map_size=max(1, size // 32))
     student = save_student(build_student(cfg).eval(), cfg, work / "student")
+    targets = benchmarked_formats() if targets is None else targets
     return {t: export_model(student, t, out_dir=work / f"export-{t}", dynamic_batch=True, parity_images=2, log=None) for t in targets}
 
 
@@ -140,14 +144,11 @@ def make_video(path: str | os.PathLike, segments: Sequence[tuple[int, float]] = 
     import numpy as np
     from skimage import data
 
-    from ..errors import InputError
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     base = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
     # Written under a temporary name (cv2 needs a real file name with the right extension) and renamed.
-    from ..io import atomic_path
-
     with atomic_path(path) as tmp:
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))
         if not writer.isOpened():
@@ -171,7 +172,6 @@ def bench_runtime(quick: bool = False):
     """Sections for BENCHMARKS.md: folder throughput per backend and the gate's memory over a long stream."""
     import tempfile
 
-    from . import Section
 
     n_images, frames, batches = (32, 2_000, (1, 8)) if quick else (96, 10_000, (1, 4, 8, 16))
     with tempfile.TemporaryDirectory(prefix="dpiqa-bench-runtime-") as tmp:

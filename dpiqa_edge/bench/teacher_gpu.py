@@ -17,6 +17,7 @@ import json
 import sys
 import time
 from typing import Any
+from . import Section, library_versions, run_worker
 
 SIZE = 512
 BATCH = 16  # SPEC's training batch; also the scoring throughput batch below
@@ -115,7 +116,6 @@ def gpu_facts() -> dict[str, Any]:
 
     import torch
 
-    from . import library_versions
 
     p = torch.cuda.get_device_properties(0)
     facts = {"gpu": p.name, "gpu_memory_gib": round(p.total_memory / 2**30, 1), "sm_count": p.multi_processor_count,
@@ -125,8 +125,6 @@ def gpu_facts() -> dict[str, Any]:
 
 
 def _worker(spec: dict[str, Any], timeout: float = 150) -> dict[str, Any]:
-    from . import run_worker
-
     return run_worker("dpiqa_edge.bench.teacher_gpu", spec, timeout=timeout)
 
 
@@ -137,7 +135,6 @@ def bench_teacher_gpu(quick: bool = False):
     import numpy as np
     import torch
 
-    from . import Section
 
     if not torch.cuda.is_available():
         print("  teacher_gpu: no CUDA GPU on this machine; the stored section (if any) is kept")

@@ -22,6 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
+from ..runtime.scorer import QualityScorer
+from ..timing import ratio, summarize_times
+from ..web.bundle import write_bundle
+from . import Section
 
 FRAME = (480, 640)  #: the camera frame every row scores (height, width)
 
@@ -32,7 +36,6 @@ def _export_pages(work: Path, log) -> dict[str, Path]:
     import shutil
 
     from .. import models
-    from ..web.bundle import write_bundle
 
     out = {}
     for precision, src in (("fp32", models.default_float_onnx()), ("int8", models.default_artifact() / "model.onnx")):
@@ -53,7 +56,6 @@ def _browser_timer(page) -> Callable[[int], list[dict[str, float]]]:
 def _python_timer(folder: Path, threads: int) -> Callable[[int], list[dict[str, float]]]:
     import numpy as np
 
-    from ..runtime.scorer import QualityScorer
 
     scorer = QualityScorer(folder, threads=threads)
     frame = np.random.default_rng(0).integers(0, 256, (*FRAME, 3), dtype=np.uint8)
@@ -78,8 +80,6 @@ def bench_web(quick: bool = False, log=None, software_webgpu: bool = False) -> l
     ``software_webgpu``: time WebGPU on a software adapter too (SwiftShader; a check of this code, not a figure)."""
     import statistics
 
-    from ..timing import ratio, summarize_times
-    from . import Section
     from ..web import browser
 
     log = log or (lambda m: print(m, flush=True))

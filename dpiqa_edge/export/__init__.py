@@ -5,19 +5,21 @@
 1. ``_prepare``: the request checked against the targets table; the student loaded; its settings.
 2. ``_reference``: real images, the torch outputs on them, the gate threshold, int8 calibration and
    held-out sets, and the metadata every copy of the artifact carries.
-3. ``_convert``: the target module's ``convert`` writes the artifact.
+3. ``_convert``: the target's ``convert`` writes the artifact.
 4. ``_verify``: the artifact through the runtime's own loader: parity (fails the export out of
    tolerance) and, for lossy variants, the accuracy gate. For int8, 3-4 repeat per rung of the target's
    ``int8_rungs`` (fastest first) until the gate passes.
 5. ``_describe``: export.json + MODEL_CARD.md; then the folder is renamed into place.
 
-What differs per target lives in the target module as optional hooks beside ``convert``:
-``check_source`` (coreml), ``prepare_int8`` (openvino), ``int8_rungs`` (onnx). The folder is built under
-a temporary name (``io.atomic_path``): a failed export leaves nothing that looks like a good one.
-``TARGETS`` is the table of targets and the options each allows (``export/base.py``).
+What differs per target is declared by its class in ``export/targets/<name>.py`` (``targets.Target``):
+``convert``, and hooks with defaults there - ``check_source`` (coreml), ``prepare_int8`` (openvino),
+``int8_rungs`` (onnx, web) - plus the options and modules it needs. The INT8 settings travel as one
+immutable ``targets.Int8Settings``. The folder is built under a temporary name (``io.atomic_path``): a
+failed export leaves nothing that looks like a good one. ``TARGETS`` is the registry of targets.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,7 +27,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .base import PRECISIONS, TARGETS, ExportSettings, check_options, default_out_dir, newest_student
-from .source import OnnxSource
+from .source import OnnxSource, reference_outputs, source_noise, torch_available
+from .targets import Int8Settings, Target
+from ..data.manifest import read_manifest, sample_rows
+from ..errors import ConfigError, MODULE_EXTRA, MissingExtraError, ModelLoadError
+from ..io import atomic_path, check_out_dir, read_json, sha256_file, write_json, write_text
+from ..quantize.calib import load_calibration
+from ..quantize.gate import DEFAULT_MAX_DROP, enforce_gate, srcc_gate
+from ..quiet import LOG_NAME, third_party_output
+from ..runtime.artifact import encode_metadata
+from ..runtime.backends import load_backend
+from ..runtime.preprocess import Preprocess
+from . import card, parity
 
 __all__ = ["export_model", "TARGETS", "PRECISIONS", "ExportSettings"]
 
@@ -91,9 +104,6 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
     job = _prepare(model_dir, target, precision, out_dir, given, say, int8_options)
     _reference(job, parity_data, parity_images, gate_images, calib, calib_images, max_srcc_drop, accuracy_control)
 
-    from ..io import atomic_path, check_out_dir
-    from ..quiet import LOG_NAME
-
     with atomic_path(job.out) as tmp:  # built under a temporary name; renamed only when every step passed
         tmp.mkdir(parents=True)
         attempts = []
@@ -106,8 +116,6 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
             say(f"export: {rung} failed the accuracy gate ({gate['reason']}); trying {job.rungs[k + 1]}")
             backend = None  # release the failed rung's session before converting the next
         if gate is not None:
-            from ..quantize.gate import enforce_gate
-
             enforce_gate(gate)
         if attempts:
             info["int8_attempts"] = attempts
@@ -128,8 +136,7 @@ class _Job:
 
     target: str
     precision: str
-    spec: Any
-    module: Any
+    spec: Target
     model_dir: Path
     out: Path
     model: Any
@@ -140,6 +147,7 @@ class _Job:
     pre: Any
     size: int
     settings: ExportSettings
+    int8: Int8Settings
     student: str
     say: Callable[[str], None]
     rungs: list[dict[str, Any]] = field(default_factory=lambda: [{}])
@@ -150,7 +158,6 @@ class _Job:
     ref: Any = None
     threshold: dict[str, Any] = field(default_factory=dict)
     calib_arrays: Any = None
-    val_images: Any = None
     test: Any = None
     lossy: bool = False
     noise: Any = None
@@ -159,11 +166,6 @@ class _Job:
 def _prepare(model_dir, target, precision, out_dir, given, say, int8_options) -> _Job:
     """Step 1: validate the request against the targets table, find and load the student, and fix the
     settings it exports with."""
-    from importlib import import_module
-
-    from ..errors import ConfigError
-    from ..io import check_out_dir, read_json
-    from ..runtime.preprocess import Preprocess
     from ..student import load_student
 
     spec = check_options(target, precision, given)
@@ -177,9 +179,7 @@ def _prepare(model_dir, target, precision, out_dir, given, say, int8_options) ->
         _need_torch(model_dir, target)
         model, _cfg = load_student(model_dir, allow_onnx=True)
     model.eval()
-    module = import_module(f".{target}", __name__)
-    if hasattr(module, "check_source"):  # a target that cannot convert from every kind of checkpoint
-        module.check_source(model, model_dir)
+    spec.check_source(model, model_dir)  # a target that cannot convert from every kind of checkpoint refuses here
     config = read_json(model_dir / "config.json")
     base_pre = Preprocess.from_dict(config.get("preprocessing") or {})
     input_size = given.get("input_size")
@@ -191,24 +191,19 @@ def _prepare(model_dir, target, precision, out_dir, given, say, int8_options) ->
                               raw_input=given.get("raw_input", False), dynamic_batch=given.get("dynamic_batch", False),
                               image_input=given.get("image_input", False),
                               min_deployment_target=given.get("min_deployment_target") or "iOS16",
-                              opset=given.get("opset") or 17, compression=given.get("compression"),
-                              extra={"int8": dict(int8_options or {})})
+                              opset=given.get("opset") or 17, compression=given.get("compression"))
+    int8 = Int8Settings(options=dict(int8_options or {}))
     deploy, fused = _deploy_form(model)
-    rungs = module.int8_rungs(settings.extra["int8"]) if precision == "int8" and hasattr(module, "int8_rungs") else [{}]
-    return _Job(target, precision, spec, module, model_dir, out, model, deploy, fused, config, _provenance(config),
-                pre, size, settings, _student_name(config, model_dir), say, rungs)
+    rungs = spec.int8_rungs(int8) if precision == "int8" else [{}]
+    return _Job(target, precision, spec, model_dir, out, model, deploy, fused, config, _provenance(config),
+                pre, size, settings, int8, _student_name(config, model_dir), say, rungs)
 
 
 def _reference(job: _Job, parity_data, parity_images, gate_images, calib, calib_images, max_srcc_drop,
                accuracy_control) -> None:
     """Step 2: real images and what the torch model says on them: parity images and outputs, the gate
     threshold (val), int8 calibration and held-out sets, and the metadata every copy carries."""
-    from ..errors import ConfigError
-    from ..io import sha256_file
     from ..student.checkpoint import weights_file
-    from . import card, parity
-    from .source import reference_outputs, source_noise
-
     manifest = parity_data or job.prov.get("manifest")
     if manifest is not None and not Path(manifest).is_file():
         if parity_data is not None:
@@ -228,18 +223,15 @@ def _reference(job: _Job, parity_data, parity_images, gate_images, calib, calib_
     if job.lossy:
         job.test = _labelled(manifest, job.pre, "test", gate_images)
     if job.precision == "int8":
-        from ..quantize.calib import load_calibration
-
         job.calib_arrays = load_calibration(calib, job.pre, n=calib_images)
         val = _labelled(manifest, job.pre, "val")
         if accuracy_control is None:
             accuracy_control = max_srcc_drop is not None
-        if hasattr(job.module, "prepare_int8"):  # target-specific use of the held-out val images
-            job.module.prepare_int8(settings.extra["int8"], val, accuracy_control, max_srcc_drop)
         # held-out val images (never test): NNCF's accuracy control, and OpenVINO's choice of precision
-        # for the ops it leaves float (rank agreement with the float parent on them)
-        settings.extra["int8"].setdefault("val", val)
-    job.val_images = settings.extra["int8"].pop("val", None)
+        # for the ops it leaves float (rank agreement with the float parent on them); then the target's
+        # own use of them
+        job.int8 = job.spec.prepare_int8(dataclasses.replace(job.int8, val=val, accuracy_control=accuracy_control,
+                                                             max_srcc_drop=max_srcc_drop))
     job.meta = card.build_metadata(student=job.student, target=job.spec.format.name, precision=job.precision,
                                    preprocessing=job.pre.to_dict(), raw_input=settings.raw_input,
                                    gate=job.threshold["threshold"], source_sha256=source_sha256,
@@ -249,17 +241,13 @@ def _reference(job: _Job, parity_data, parity_images, gate_images, calib, calib_
 
 def _convert(job: _Job, tmp: Path, rung: dict[str, Any]) -> tuple[Path, dict[str, Any], float]:
     """Step 3: the target module writes its artifact (metadata embedded) into ``tmp``."""
-    from ..quiet import LOG_NAME, third_party_output
-    from ..runtime.artifact import encode_metadata
-
-    job.settings.extra["int8"].update(rung)
     source = job.model.path if isinstance(job.model, OnnxSource) else job.model_dir
     job.say(f"export: converting {source} -> {job.target} {job.precision} ({job.size}x{job.size})"
             + (f" {rung}" if rung else ""))
     t1 = time.perf_counter()
     with third_party_output(tmp / LOG_NAME):  # converters' logs and progress bars, unless --verbose
-        artifact, info = job.module.convert(job.deploy, job.settings, tmp, encode_metadata(job.meta),
-                                            calib=job.calib_arrays, val=job.val_images)
+        artifact, info = job.spec.convert(job.deploy, job.settings, tmp, encode_metadata(job.meta),
+                                          calib=job.calib_arrays, int8=job.int8.with_options(**rung))
     if "runtime_options" in info:  # options the target wrote into the artifact for the loader to apply
         job.meta["runtime_options"] = info["runtime_options"]
     if "int8_weights" in info:  # the INT8 weight range the target stored in the artifact (7-bit: no x86 saturation)
@@ -270,10 +258,6 @@ def _convert(job: _Job, tmp: Path, rung: dict[str, Any]) -> tuple[Path, dict[str
 def _verify(job: _Job, tmp: Path, artifact: Path, max_srcc_drop):
     """Step 4: the artifact through the runtime's own loader: parity with torch, and the accuracy gate
     for lossy variants (measured here, enforced by the caller after its safer rungs)."""
-    from ..quiet import LOG_NAME, third_party_output
-    from ..runtime.backends import load_backend
-    from . import parity
-
     t1 = time.perf_counter()
     with third_party_output(tmp / LOG_NAME):
         backend = load_backend(artifact)
@@ -291,13 +275,10 @@ def _verify(job: _Job, tmp: Path, artifact: Path, max_srcc_drop):
 
 def _describe(job: _Job, tmp: Path, artifact: Path, info, label: str, par, gate, timings, log_name: str):
     """Step 5: export.json and MODEL_CARD.md beside the artifact."""
-    from ..io import write_json, write_text
-    from . import card
-
     meta = job.meta
     record = {
         "artifact": artifact.name, "target": job.target, "precision": job.precision, "label": label,
-        "metadata": meta, "settings": {k: v for k, v in job.settings.to_dict().items() if k != "extra"},
+        "metadata": meta, "settings": job.settings.to_dict(),
         "target_note": job.spec.note, "conversion": {**info, "reparameterized": job.fused},
         "source": {"model_dir": str(job.model_dir), "sha256": meta["source_sha256"], "student": job.student,
                    "training_data": job.prov.get("manifest"), "synthetic": job.prov.get("synthetic")},
@@ -316,7 +297,6 @@ def _find_model(model_dir, say) -> tuple[Path, str | None]:
     """``--model``: a folder; ``default`` = the shipped float checkpoint; omitted = the newest student under
     ./runs/, else the shipped default. Returns (folder, name for the default export folder or None)."""
     from .. import models
-    from ..errors import ModelLoadError
 
     if model_dir == models.NAME:
         return Path(models.default_student()), models.NAME
@@ -367,8 +347,6 @@ def _labelled(manifest, pre, split: str, cap: int = 128):
     more), or None."""
     if manifest is None:
         return None
-    from ..data.manifest import read_manifest, sample_rows
-
     rows = sample_rows(read_manifest(manifest).split(split).labelled(), cap)
     if len(rows) < 3:
         return None
@@ -378,10 +356,6 @@ def _labelled(manifest, pre, split: str, cap: int = 128):
 def _int8_gate(model, backend, test, max_srcc_drop, out) -> dict[str, Any]:
     """The SRCC gate (``quantize.gate``) on the held-out test split: parent = torch fp32, variant = the artifact as run.
     Measured here; the caller enforces it (after trying its safer rungs)."""
-    from ..errors import ConfigError
-    from ..quantize.gate import DEFAULT_MAX_DROP, srcc_gate
-    from .source import reference_outputs
-
     if test is None:
         if max_srcc_drop is not None:
             raise ConfigError("export: --max-srcc-drop needs --parity-data with >= 3 labelled test images")
@@ -395,9 +369,8 @@ def _onnx_source(name: str | None, target: str, say):
     """The shipped float ONNX as the source of an onnx / openvino / web export of the default model (no torch
     needed, and every such export is checked against the same float graph), else None (a torch student)."""
     from .. import models
-    from .source import ONNX_TARGETS
 
-    if name != models.NAME or target not in ONNX_TARGETS or not models.has_float_onnx():
+    if name != models.NAME or not TARGETS[target].onnx_source or not models.has_float_onnx():
         return None
     path = models.default_float_onnx()
     say(f"export: converting the shipped float ONNX ({path}); no torch needed")
@@ -407,14 +380,11 @@ def _onnx_source(name: str | None, target: str, say):
 
 def _need_torch(model_dir: Path, target: str) -> None:
     """A torch student needs torch (the [train] extra); say so in one line, naming what works without it."""
-    from ..errors import MissingExtraError
-    from .source import ONNX_TARGETS, torch_available
-
     if torch_available():
         return
     extra = "train,coreml" if target == "coreml" else "train"
-    hint = ("" if target == "coreml" else
-            f"; without torch, --model default exports to {', '.join(ONNX_TARGETS)}")
+    hint = ("" if not TARGETS[target].onnx_source else
+            f"; without torch, --model default exports to {', '.join(n for n, t in TARGETS.items() if t.onnx_source)}")
     raise MissingExtraError(f"export: converting {model_dir} (a torch checkpoint) needs torch{hint}", extra)
 
 
@@ -424,7 +394,6 @@ def _reuse_shipped_int8(out_dir, say) -> Path:
     import shutil
 
     from .. import models
-    from ..io import atomic_path, read_json, write_json
 
     src = models.default_artifact()
     out = Path(out_dir) if out_dir is not None else default_out_dir(src, "onnx", "int8", name=models.NAME)
@@ -443,19 +412,15 @@ def _reuse_shipped_int8(out_dir, say) -> Path:
     return out
 
 
-#: target -> modules its conversion imports (int8: and its quantizer's), checked before any work
-_REQUIRES = {"onnx": ("onnx",), "web": ("onnx",), "openvino": ("onnx", "openvino"), "coreml": ("torch", "coremltools")}
-_REQUIRES_INT8 = {"onnx": ("sympy",), "web": ("sympy",), "openvino": ("nncf",)}
-
-
 def _need_modules(target: str, precision: str) -> None:
-    """A missing converter is one line naming the extra, before minutes of work (not a traceback after)."""
+    """A missing converter (the target's declared ``requires``, int8: and ``requires_int8``) is one line naming
+    the extra, before minutes of work (not a traceback after)."""
     import importlib.util
 
-    from ..errors import MODULE_EXTRA, MissingExtraError
 
-    needed = _REQUIRES.get(target, ()) + (_REQUIRES_INT8.get(target, ()) if precision == "int8" else ())
+    spec = TARGETS[target]
+    needed = tuple(spec.requires) + (tuple(spec.requires_int8) if precision == "int8" else ())
     missing = [m for m in needed if importlib.util.find_spec(m) is None]
     if missing:
-        extra = {"openvino": "openvino", "coreml": "train,coreml"}.get(target) or MODULE_EXTRA[missing[0]]
+        extra = spec.extra or MODULE_EXTRA[missing[0]]
         raise MissingExtraError(f"export --target {target} --precision {precision} needs {', '.join(missing)}", extra)

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..data.manifest import read_manifest, sample_rows
+from .targets.ort_kernels import kernel_summary
 
 VAL_CAP = 128  #: val images scored for the threshold at most (a seeded sample; ~10 s CPU at 224 px)
 
@@ -95,8 +97,6 @@ def calibrate_threshold(model, preprocess, manifest: str | None, photos_x: np.nd
 def _has_val(manifest: str | None) -> bool:
     if manifest is None:
         return False
-    from ..data.manifest import read_manifest
-
     return bool(read_manifest(manifest).split("val"))
 
 
@@ -104,8 +104,6 @@ def _calibrate(model, preprocess, manifest: str | None, photos_x: np.ndarray) ->
     from .source import reference_outputs as torch_outputs  # the source model: torch, or a float ONNX
 
     if manifest is not None:
-        from ..data.manifest import read_manifest, sample_rows
-
         rows = read_manifest(manifest).split("val")
         if rows and all(r.level is not None for r in rows) and any(r.level == 0 for r in rows):
             val = [r for r in rows if r.level == 0 or r.level >= 4]  # camera ladders: pristine vs severe
@@ -213,8 +211,6 @@ def _runtime_lines(record: dict[str, Any]) -> list[str]:
     lines = []
     kernels = conv.get("ort_kernels")
     if kernels:
-        from ..quantize.ort_kernels import kernel_summary
-
         kept = (conv.get("quantization") or {}).get("kept_float_convs", 0)
         lines += [f"**Kernels (onnxruntime {kernels.get('onnxruntime', '?')} profiler, per run, CPU).** "
                   + kernel_summary(kernels) + f". Float Conv kernels: {kernels['float_convs']}, of which "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .base import COMPRESSIONS, PRECISIONS, TARGETS
+from . import export_model
 
 
 def _epilog() -> str:
@@ -50,8 +51,6 @@ def _epilog() -> str:
 @click.option("--parity-images", default=8, show_default=True, type=int, help="Images per parity check.")
 def export(**kwargs) -> None:
     """Export a student to ONNX, OpenVINO, CoreML or a browser page (web), with metadata, a model card and a parity check."""
-    from . import export_model
-
     out = export_model(kwargs.pop("model_dir"), kwargs.pop("target"), kwargs.pop("precision"),
                        kwargs.pop("out_dir"), kwargs.pop("calib"), log=lambda m: click.echo(m, err=True), **kwargs)
     click.echo(str(out))

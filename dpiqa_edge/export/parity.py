@@ -23,6 +23,10 @@ import numpy as np
 
 from ..errors import ExportError, ToleranceError
 from ..runtime.formats import COMPRESSED, FORMATS, Tolerance
+from ..data.manifest import read_manifest
+from ..metrics import srcc
+from ..runtime.image import decode_image
+from .source import NOISE_FACTOR
 
 __all__ = ["COMPRESSED", "PACKAGE_PHOTOS", "TOLERANCES", "Tolerance", "check_parity", "compare", "package_photos",
            "parity_images"]
@@ -43,7 +47,6 @@ def package_photos() -> tuple[tuple[str, np.ndarray], ...]:
 
     from skimage import data as skdata
 
-    from ..runtime.image import decode_image
 
     out = [(f"skimage.data.{name}", getattr(skdata, name)()) for name in PACKAGE_PHOTOS]
     out.append(("skimage.data.stereo_motorcycle[0]", skdata.stereo_motorcycle()[0]))
@@ -61,8 +64,6 @@ def parity_images(preprocess, manifest=None, n: int = 8) -> tuple[list[str], np.
     """Pick ``n`` real images and preprocess them: a manifest's test rows (then val, then any), sorted by
     path for a stable pick; package photos without a manifest. Returns (names, float32 N x 3 x H x W)."""
     if manifest is not None:
-        from ..data.manifest import read_manifest
-
         rows = read_manifest(manifest)
         pool = rows.split("test") or rows.split("val") or rows
         chosen = sorted(pool, key=lambda r: r.path)[:n]
@@ -78,8 +79,6 @@ def parity_images(preprocess, manifest=None, n: int = 8) -> tuple[list[str], np.
 def model_tolerance(floor: Tolerance, noise: dict[str, Any] | None) -> Tolerance:
     """The declared tolerance, widened to the source model's own spread where that is larger:
     ``max(floor, NOISE_FACTOR x noise)`` for the score and the map (``export.source.source_noise``)."""
-    from .source import NOISE_FACTOR
-
     if not noise or floor.score is None:
         return floor
     score = max(floor.score, NOISE_FACTOR * float(noise["score"]))
@@ -120,8 +119,6 @@ def compare(ref: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray, np.ndarra
 def _srcc(a: np.ndarray, b: np.ndarray) -> float | None:
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None
-    from ..metrics import srcc
-
     return round(float(srcc(a, b)), 6)
 
 

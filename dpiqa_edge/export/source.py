@@ -19,10 +19,6 @@ from typing import Any
 
 import numpy as np
 
-#: targets that convert from an ONNX graph (CoreML converts from torch)
-ONNX_TARGETS = ("onnx", "openvino", "web")
-
-
 class OnnxSource:
     """A float ONNX (input ``image`` float32 N x 3 x H x W in 0..1, outputs ``score``, ``quality_map``) as
     an export's source model.
@@ -33,7 +29,7 @@ class OnnxSource:
         threads: onnxruntime intra-op threads for the reference outputs (None: its default).
     """
 
-    onnx_only = True  # export.onnx: hand over this graph instead of a trace
+    onnx_only = True  # export.targets.onnx: hand over this graph instead of a trace
 
     def __init__(self, path: str | os.PathLike, reason: str, threads: int | None = None):
         self.path, self.reason, self.threads = Path(path), reason, threads

@@ -17,6 +17,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..data.manifest import read_manifest
+from ..runtime.preprocess import as_preprocess
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_N = 300  #: real use; the demo passes ~128 and the smoke run a handful
@@ -36,8 +38,6 @@ def calibration_paths(source: str | os.PathLike, n: int = DEFAULT_N, seed: int =
         return _sample(paths, n, seed)
     if not source.is_file():
         raise InputError(f"{source}: calibration source not found (give a manifest CSV or a folder of images)")
-    from ..data.manifest import read_manifest
-
     manifest = read_manifest(source)
     train = [r.abspath for r in manifest.split("train")]
     val = [r.abspath for r in manifest.split("val")]
@@ -71,8 +71,6 @@ def load_calibration(source: str | os.PathLike, preprocess, n: int = DEFAULT_N, 
     Returns a list of float32 ``(3, H, W)`` arrays in the model's input range - what ``quantize_onnx``
     and ``quantize_openvino`` take as ``calib``.
     """
-    from ..runtime.preprocess import as_preprocess
-
     pre = as_preprocess(preprocess)
     paths = calibration_paths(source, n, seed)
     if progress:

@@ -21,13 +21,12 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import GateError, InputError
+from ..metrics import paired_drop_ci, srcc
 
 DEFAULT_MAX_DROP = 0.01
 
 
 def _srcc(a: np.ndarray, b: np.ndarray) -> float:
-    from ..metrics import srcc
-
     value = float(srcc(a, b))
     return value if math.isfinite(value) else float("nan")
 
@@ -50,8 +49,6 @@ def srcc_gate(parent_scores: Sequence[float], variant_scores: Sequence[float], m
     Returns a JSON-ready dict: ``n, srcc_parent, srcc_variant, drop, drop_ci95, max_drop, rank_agreement,
     max_abs_change, mean_abs_change, passed, reason``.
     """
-    from ..metrics import paired_drop_ci
-
     p = np.asarray(parent_scores, dtype=np.float64).ravel()
     v = np.asarray(variant_scores, dtype=np.float64).ravel()
     m = np.asarray(mos, dtype=np.float64).ravel()

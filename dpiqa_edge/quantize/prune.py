@@ -31,6 +31,10 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..config import from_dict
+from ..data.manifest import mos_label, read_manifest
+from ..io import read_json, write_json
+from ..metrics import srcc
 
 PROTECTED = ("map_branch", "head")  #: Student attributes whose outputs are never pruned
 IMPORTANCES = ("magnitude", "taylor")
@@ -118,7 +122,6 @@ def prune_model(model, ratio: float, size: int, importance: str = "magnitude", r
 def split_srcc(model, manifest, preprocess, splits=("val", "test")) -> dict:
     """SRCC vs MOS per held-out split (labelled rows only; a split with < 3 images is skipped)."""
     from ..distill.data import DistillItems, predict
-    from ..metrics import srcc
 
     model.eval()  # and left so: pruning traces the model in eval mode (no BN statistics updated)
     result = {}
@@ -158,9 +161,7 @@ def _recovery_config(student_dir: Path, scfg, epochs: int, lr: float | None, bat
     """The student's own distillation recipe (from its config.json provenance), shortened for recovery."""
     import dataclasses
 
-    from ..config import from_dict
     from ..distill.config import DistillConfig
-    from ..io import read_json
 
     recipe = (read_json(student_dir / "config.json").get("provenance") or {}).get("distill")
     dcfg = from_dict(DistillConfig, recipe, where=f"{student_dir}/config.json:provenance.distill") if recipe else DistillConfig()
@@ -194,8 +195,6 @@ def prune_student(student_dir, ratio: float, manifest, targets_dir, out_dir, imp
     """
     import dataclasses
 
-    from ..data.manifest import mos_label, read_manifest
-    from ..io import read_json, write_json
     from ..student import load_student, save_student
     from ..student.widths import record_widths
 

@@ -3,7 +3,8 @@
 An artifact is a file (``model.onnx``, OpenVINO ``model.xml`` + ``model.bin``, a ``model.mlpackage``
 folder) or the export folder holding it beside ``export.json`` (DESIGN.md): every command that takes an
 artifact accepts both. The metadata lives *inside* the artifact (ONNX ``metadata_props``, OpenVINO
-``rt_info``, CoreML ``user_defined_metadata``) so a bare file copied onto a phone is usable alone;
+``rt_info``, CoreML ``user_defined_metadata``; each backend class reads its own) so a bare file copied onto a
+phone is usable alone;
 ``export.json`` repeats it with the parity results and the file sizes, which are checked here so a
 truncated copy fails at load with one line instead of producing wrong scores.
 
@@ -21,6 +22,7 @@ from typing import Any
 from ..errors import ModelLoadError
 from .formats import BY_SUFFIX, FORMATS, file_types
 from .schema import check_export_record, check_metadata, check_name
+from ..io import read_json
 
 #: artifact file suffix -> backend name (the format table's, ``runtime/formats.py``)
 SUFFIX_TO_BACKEND = BY_SUFFIX
@@ -34,9 +36,6 @@ REQUIRED_KEYS = (
 #: keys whose string form is JSON (bools, numbers, the preprocessing dict); the others stay text
 _JSON_KEYS = {"preprocessing", "raw_input", "higher_is_better", "gate_threshold", "dynamic_batch", "image_input",
               "runtime_options"}
-
-#: where the OpenVINO rt_info keys live (``model.set_rt_info(value, [RT_INFO_SECTION, key])``)
-RT_INFO_SECTION = "dpiqa_edge"
 
 
 def encode_metadata(meta: dict[str, Any]) -> dict[str, str]:
@@ -156,8 +155,8 @@ def backend_name(file: str | os.PathLike) -> str:
 
 
 def read_raw_metadata(file: str | os.PathLike) -> dict[str, str]:
-    """The string metadata stored in one artifact, read with the lightest tool for its format (the row's
-    ``metadata_reader``)."""
+    """The string metadata stored in one artifact, read with the lightest tool for its format (its backend
+    class's ``read_metadata``, beside the loader in ``runtime/backends/<format>.py``)."""
     file = Path(file)
     name = backend_name(file)
     try:
@@ -173,50 +172,7 @@ def read_raw_metadata(file: str | os.PathLike) -> dict[str, str]:
         raise ModelLoadError(f"{file}: corrupt or truncated {name} artifact ({msg})") from None
 
 
-def onnx_metadata(file: Path) -> dict[str, str]:
-    try:
-        import onnx
-    except ImportError:  # runtime-only install: onnxruntime reads the same metadata_props
-        import onnxruntime as ort
-
-        return dict(ort.InferenceSession(str(file), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map)
-    model = onnx.load(str(file), load_external_data=False)
-    return {p.key: p.value for p in model.metadata_props}
-
-
-def openvino_metadata(file: Path) -> dict[str, str]:
-    # The IR is XML ending in <rt_info>...<dpiqa_edge><key value=".."/></dpiqa_edge></rt_info></net>.
-    # Only that block is parsed (the whole graph takes ~1 s for a small CNN), with the standard
-    # library, so metadata stays readable without the OpenVINO runtime.
-    import xml.etree.ElementTree as ET
-
-    for suffix in FORMATS["openvino"].companions:
-        if not file.with_suffix(suffix).is_file():
-            raise ModelLoadError(f"{file}: weights file {file.with_suffix(suffix).name} is missing")
-    text = file.read_text(encoding="utf-8")
-    if not text.rstrip().endswith("</net>"):
-        raise ModelLoadError(f"{file}: truncated OpenVINO IR (no closing </net>)")
-    start, end = text.rfind("<rt_info>"), text.rfind("</rt_info>")
-    if start < 0 or end < start:
-        return {}
-    section = ET.fromstring(text[start:end + len("</rt_info>")]).find(RT_INFO_SECTION)
-    if section is None:
-        return {}
-    return {child.tag: child.get("value", "") for child in section}
-
-
-def coreml_metadata(file: Path) -> dict[str, str]:
-    from coremltools.models.utils import load_spec
-
-    if not (file / "Manifest.json").is_file():
-        raise ModelLoadError(f"{file}: not an .mlpackage (no Manifest.json)")
-    spec = load_spec(str(file))
-    return dict(spec.description.metadata.userDefined)
-
-
 def _read_export_json(path: Path) -> dict[str, Any]:
-    from ..io import read_json
-
     return check_export_record(read_json(path), path)
 
 

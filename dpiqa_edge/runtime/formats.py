@@ -1,16 +1,19 @@
 """The format table: one row per artifact format, read by export, the runtime, parity and the report.
 
 A row says everything that is a fact of the format itself: the artifact's file name (and so its suffix),
-the files that must sit beside it, the backend class that runs it and the function that reads its
-metadata (both as ``"module:name"`` strings, imported only when used, so this module needs neither a
-backend library nor torch), the precisions it is exported at, its parity tolerance per precision with
-the reason, its export options beyond the common ones, and the platform a precision needs.
+the files that must sit beside it, the backend class that runs it (``runtime/backends/<name>.py``, named
+as a ``"module:Class"`` string and imported only when used: the backend modules import this table, so
+the table cannot import them, and this module needs neither a backend library nor torch), the precisions
+it is exported at, its parity tolerance per precision with the reason, and the platform a precision
+needs. The backend class also reads the artifact's metadata (``Backend.read_metadata``), so a format's
+runtime side is one module.
 
-The export *targets* are these formats plus ``web`` (``export/base.py``): a static page that bundles an
-ONNX model, so its artifact is an ``onnx`` row's and every runtime loader reads it as ``onnx``.
+The export *targets* (``export/targets/``) declare which row they write (``web``: a static page that
+bundles an ONNX model, so its artifact is an ``onnx`` row's and every runtime loader reads it as ``onnx``),
+their options and their conversion; the runtime never imports export.
 
-Adding a format is one row here plus its modules: ``export/<name>.py`` (``convert``) and
-``runtime/backends/<name>.py`` (a ``Backend`` subclass), and a metadata reader (docs/ARCHITECTURE.md).
+Adding a format is a row (in this file, or ``register_format`` beside its backend), its backend module and
+its target module (docs/ARCHITECTURE.md, "Adding a format").
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -62,27 +67,29 @@ class Format:
         name: ``onnx`` | ``openvino`` | ``coreml``: the backend name, the metadata ``target``, the CLI target.
         artifact: the artifact's file (or ``.mlpackage`` folder) name inside an export folder.
         label: how error messages name the file type (``OpenVINO .xml``).
-        loader: ``"module:Class"`` of its ``runtime.backends.Backend`` subclass.
-        metadata_reader: ``"module:function"`` taking the artifact path, returning its string metadata.
+        loader: ``"module:Class"`` of its ``runtime.backends.Backend`` subclass (which also reads the
+            artifact's metadata: ``read_metadata(file)``).
         tolerances: precision -> parity :class:`Tolerance` (OpenVINO is checked with the f32 execution
             hint: bf16 would add ~3e-3 by itself).
         companions: suffixes of files that belong to the artifact beside it (OpenVINO's ``.bin`` weights).
-        options: export options this format allows beyond the common ones (``export_model`` keywords).
         platforms: precision -> (``sys.platform`` it needs, why) for exports that run only there.
         note: one line for ``--help`` and export.json.
+        library: what runs the artifact, as the benchmarks label their rows (``onnxruntime``, ``openvino``).
+        benchmarked: timed by the CPU benchmarks (``bench models``, ``runtime``, the INT8 pairs); CoreML is
+            not: its latency is a device measurement, and on Linux it runs in the MIL emulator.
     """
 
     name: str
     artifact: str
     label: str
     loader: str
-    metadata_reader: str
     tolerances: dict[str, Tolerance]
     companions: tuple[str, ...] = ()
-    options: tuple[str, ...] = ()
     platforms: dict[str, tuple[str, str]] = field(default_factory=dict)
     precisions: tuple[str, ...] = PRECISIONS
     note: str = ""
+    library: str = ""
+    benchmarked: bool = False
 
     @property
     def suffix(self) -> str:
@@ -93,7 +100,8 @@ class Format:
         return resolve(self.loader)
 
     def read_metadata(self, file: Path) -> dict[str, str]:
-        return resolve(self.metadata_reader)(file)
+        """The artifact's string metadata, read by its backend class (``Backend.read_metadata``)."""
+        return self.load_class().read_metadata(file)
 
 
 def resolve(spec: str) -> Any:
@@ -106,31 +114,51 @@ _RT = "dpiqa_edge.runtime"
 
 FORMATS: dict[str, Format] = {
     "onnx": Format(
-        "onnx", "model.onnx", ".onnx", f"{_RT}.backends.onnx:OnnxBackend", f"{_RT}.artifact:onnx_metadata",
+        "onnx", "model.onnx", ".onnx", f"{_RT}.backends.onnx:OnnxBackend",
         {"fp32": _FP32, "fp16": _FP16, "int8": _INT8},
-        options=("raw_input", "dynamic_batch", "opset"),
-        note="ONNX (opset >= 17), run by onnxruntime; fp16 keeps float32 inputs/outputs"),
+        note="ONNX (opset >= 17), run by onnxruntime; fp16 keeps float32 inputs/outputs",
+        library="onnxruntime", benchmarked=True),
     "openvino": Format(
         "openvino", "model.xml", "OpenVINO .xml", f"{_RT}.backends.openvino:OpenVINOBackend",
-        f"{_RT}.artifact:openvino_metadata",
         {"fp32": _FP32, "fp16": _FP16, "int8": _INT8}, companions=(".bin",),
-        options=("raw_input", "dynamic_batch"),
-        note="OpenVINO IR (.xml + .bin); fp16 = fp16-compressed weights, compute per precision hint"),
+        note="OpenVINO IR (.xml + .bin); fp16 = fp16-compressed weights, compute per precision hint",
+        library="openvino", benchmarked=True),
     "coreml": Format(
         "coreml", "model.mlpackage", ".mlpackage", f"{_RT}.backends.coreml:CoreMLBackend",
-        f"{_RT}.artifact:coreml_metadata",
         {"fp32": _FP32, "fp16": _COREML_FP16, "int8": _INT8},
-        options=("image_input", "min_deployment_target", "compression"),
         platforms={"int8": ("darwin", "is W8A8, whose activation calibration runs MLModel.predict (macOS only); "
                                       "on this OS use --precision fp16 --compression int8 (weight-only INT8) or "
                                       "--compression palettize6")},
         note="CoreML ML program (.mlpackage), batch 1; int8 = W8A8 (activation calibration needs macOS); "
              "--compression int8|palettize8|palettize6|palettize4 = weight-only, on fp32/fp16; "
-             "runs fp16 on GPU/Neural Engine by default on device"),
+             "runs fp16 on GPU/Neural Engine by default on device",
+        library="coremltools"),
 }
 
 #: artifact file suffix -> format name
 BY_SUFFIX: dict[str, str] = {f.suffix: f.name for f in FORMATS.values()}
+
+
+def register_format(row: Format) -> Format:
+    """Add a row to the table (a format outside this file: its backend module calls this at import).
+
+    Its name and suffix must be new: two formats sharing a suffix would make an artifact ambiguous.
+    """
+    taken = FORMATS.get(row.name)
+    if taken is not None and taken != row:
+        raise ConfigError(f"format {row.name!r} is already in the table")
+    if BY_SUFFIX.get(row.suffix, row.name) != row.name:
+        raise ConfigError(f"format {row.name!r}: suffix {row.suffix} is {BY_SUFFIX[row.suffix]}'s already")
+    if not row.suffix or not set(row.tolerances) == set(row.precisions) <= set(PRECISIONS):
+        raise ConfigError(f"format {row.name!r}: needs a file suffix and one tolerance per precision ({PRECISIONS})")
+    FORMATS[row.name] = row
+    BY_SUFFIX[row.suffix] = row.name
+    return row
+
+
+def benchmarked_formats() -> tuple[str, ...]:
+    """The formats the CPU benchmarks time, in table order (``onnx``, ``openvino``)."""
+    return tuple(name for name, row in FORMATS.items() if row.benchmarked)
 
 
 def file_types() -> str:

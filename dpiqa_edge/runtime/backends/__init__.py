@@ -55,6 +55,12 @@ class Backend:
         self._load(precision_hint)
 
     # -- subclass hooks ---------------------------------------------------------------------------
+    @staticmethod
+    def read_metadata(file: Path) -> dict[str, str]:
+        """The string metadata stored in an artifact of this format, read with the lightest tool (no
+        model load where the format allows it); a parser's own error means a corrupt file."""
+        raise NotImplementedError
+
     def _load(self, precision_hint: str | None) -> None:
         raise NotImplementedError
 

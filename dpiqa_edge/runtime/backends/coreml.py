@@ -14,10 +14,13 @@ CoreML pick the compute units as an app would.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ...errors import ModelLoadError
 from . import Backend
+from .coreml_mil import MILProgram, real_predict_available
 
 
 class CoreMLBackend(Backend):
@@ -25,9 +28,16 @@ class CoreMLBackend(Backend):
 
     name = "coreml"
 
-    def _load(self, precision_hint: str | None) -> None:
-        from .coreml_mil import real_predict_available
+    @staticmethod
+    def read_metadata(file: Path) -> dict[str, str]:
+        from coremltools.models.utils import load_spec
 
+        if not (file / "Manifest.json").is_file():
+            raise ModelLoadError(f"{file}: not an .mlpackage (no Manifest.json)")
+        spec = load_spec(str(file))
+        return dict(spec.description.metadata.userDefined)
+
+    def _load(self, precision_hint: str | None) -> None:
         self.on_macos = real_predict_available()  # macOS *and* coremltools' native predict present
         self.emulated = not self.on_macos
         if self.raw_input:
@@ -43,8 +53,6 @@ class CoreMLBackend(Backend):
                 if precision_hint == "all":
                     self.precision = f"{self.precision} (CoreML compute units ALL: fp16 on GPU/ANE)"
             else:
-                from .coreml_mil import MILProgram
-
                 self.model = MILProgram(self.file)
         except ModelLoadError:
             raise

@@ -9,17 +9,19 @@ has fused each DequantizeLinear -> op -> QuantizeLinear unit into an integer op 
 Session options: an artifact may record the ones it was judged with in its ``runtime_options`` metadata
 (``graph_optimization_level``, ``session_config`` entries for ``add_session_config_entry``);
 :func:`session_options` applies them, and every onnxruntime session made from an artifact - this loader,
-the kernel profiler (``quantize.ort_kernels``) - is built by it, so what was measured is what runs.
+the kernel profiler (``export.targets.ort_kernels``) - is built by it, so what was measured is what runs.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...errors import ModelLoadError
 from . import Backend
+from ..schema import check_input_shape, check_runtime_options
 
 #: ``runtime_options`` keys this loader understands
 OPTION_KEYS = ("graph_optimization_level", "session_config")
@@ -32,8 +34,6 @@ def session_options(ort, options: dict[str, Any] | None, threads: int | None, wh
     Unknown keys or levels are a :class:`ModelLoadError` (a misspelt option would otherwise be ignored and
     the artifact would run differently from how its gate judged it).
     """
-    from ..schema import check_runtime_options
-
     options = dict(check_runtime_options(options, "onnx", where) or {})  # the allowlist (runtime/schema.py)
     opts = ort.SessionOptions()
     if threads:
@@ -55,6 +55,17 @@ class OnnxBackend(Backend):
 
     name = "onnx"
 
+    @staticmethod
+    def read_metadata(file: Path) -> dict[str, str]:
+        try:
+            import onnx
+        except ImportError:  # runtime-only install: onnxruntime reads the same metadata_props
+            import onnxruntime as ort
+
+            return dict(ort.InferenceSession(str(file), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map)
+        model = onnx.load(str(file), load_external_data=False)
+        return {p.key: p.value for p in model.metadata_props}
+
     def _load(self, precision_hint: str | None) -> None:
         try:
             import onnxruntime as ort
@@ -69,8 +80,6 @@ class OnnxBackend(Backend):
         except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf types
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelLoadError(f"{self.file}: onnxruntime cannot load it ({msg})") from None
-        from ..schema import check_input_shape
-
         check_input_shape(list(self.session.get_inputs()[0].shape), self.metadata, self.file)
         names = [o.name for o in self.session.get_outputs()]
         if names[:2] != ["score", "quality_map"] or self.session.get_inputs()[0].name != self.input_name:

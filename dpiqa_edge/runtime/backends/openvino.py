@@ -6,7 +6,7 @@ On a CPU with AVX-512 BF16 / AMX, OpenVINO executes fp32 models in bf16 unless t
 - fp32 / fp16 artifacts: ``f32`` by default (parity checks and reports need the artifact's own numbers);
   ``bf16`` or ``f16`` only when asked.
 - int8 artifacts: the precision their export chose for the ops NNCF left float and recorded in the IR
-  (``runtime_options`` ``{"INFERENCE_PRECISION_HINT": "f32"}``: measured per model, ``quantize.openvino_int8``),
+  (``runtime_options`` ``{"INFERENCE_PRECISION_HINT": "f32"}``: measured per model, ``export.targets.openvino_int8``),
   else the plugin's own default (``default``) - int8 kernels for the quantized ops, the ops left float at
   the CPU's preferred float precision (bf16 where the CPU has it, f32 elsewhere). Either way it is what
   the export's accuracy gate judged (the gate runs the artifact through this loader). An explicit
@@ -19,10 +19,18 @@ fp16 weights; the plugin decompresses them and computes at the hint's precision.
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
 import numpy as np
 
 from ...errors import ModelLoadError
+from ..formats import FORMATS
 from . import Backend
+from ..schema import check_input_shape
+
+#: where the OpenVINO rt_info keys live (``model.set_rt_info(value, [RT_INFO_SECTION, key])``)
+RT_INFO_SECTION = "dpiqa_edge"
 
 #: our precision names <-> OpenVINO element type names
 _HINTS = {"fp32": "f32", "f32": "f32", "bf16": "bf16", "fp16": "f16", "f16": "f16", "default": None}
@@ -37,6 +45,25 @@ class OpenVINOBackend(Backend):
     """
 
     name = "openvino"
+
+    @staticmethod
+    def read_metadata(file: Path) -> dict[str, str]:
+        # The IR is XML ending in <rt_info>...<dpiqa_edge><key value=".."/></dpiqa_edge></rt_info></net>.
+        # Only that block is parsed (the whole graph takes ~1 s for a small CNN), with the standard
+        # library, so metadata stays readable without the OpenVINO runtime.
+        for suffix in FORMATS["openvino"].companions:
+            if not file.with_suffix(suffix).is_file():
+                raise ModelLoadError(f"{file}: weights file {file.with_suffix(suffix).name} is missing")
+        text = file.read_text(encoding="utf-8")
+        if not text.rstrip().endswith("</net>"):
+            raise ModelLoadError(f"{file}: truncated OpenVINO IR (no closing </net>)")
+        start, end = text.rfind("<rt_info>"), text.rfind("</rt_info>")
+        if start < 0 or end < start:
+            return {}
+        section = ET.fromstring(text[start:end + len("</rt_info>")]).find(RT_INFO_SECTION)
+        if section is None:
+            return {}
+        return {child.tag: child.get("value", "") for child in section}
 
     def _load(self, precision_hint: str | None) -> None:
         try:
@@ -73,8 +100,6 @@ class OpenVINOBackend(Backend):
             found = [sorted(o.get_names()) for o in self.compiled.outputs]
             raise ModelLoadError(f"{self.file}: expected outputs score, quality_map; found {found}")
         self._outputs = (by_name["score"], by_name["quality_map"])
-        from ..schema import check_input_shape
-
         shape = self.compiled.inputs[0].get_partial_shape()
         check_input_shape([d.get_length() if d.is_static else "?" for d in shape], self.metadata, self.file)
         # An InferRequest is not safe to share across threads; compiled-model calls create their own.

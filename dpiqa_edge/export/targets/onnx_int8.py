@@ -6,7 +6,7 @@ fused Conv+BN and known shapes quantize well) -> ``quantize_static`` with ``Quan
 per-channel weights and 8-bit activations calibrated on representative images -> the artifact carries
 QuantizeLinear/DequantizeLinear pairs around int8 initializers, which ORT's graph optimiser fuses into
 integer kernels (QLinearConv, QLinearAdd, QGemm) - but only where each unit matches its rules. Measured
-with ORT's profiler on Lite0 students (``quantize.ort_kernels``; onnxruntime 1.32, x86 with VNNI):
+with ORT's profiler on Lite0 students (``ort_kernels``; onnxruntime 1.32, x86 with VNNI):
 
 * **uint8 activations (U8S8), not int8 (S8S8).** ORT's x86 build runs QDQ units with uint8 activations in
   its integer kernels; int8-activation units it fuses only on ARM builds (``session.qdqisint8allowed``,
@@ -55,9 +55,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ExportError, InputError
-from ..io import atomic_path, dir_size
-from .calib import as_batches, to_raw
+from ...errors import ExportError, InputError
+from ...io import atomic_path, dir_size
+from ...quantize.calib import as_batches, to_raw
 
 METHODS = ("minmax", "entropy", "percentile")
 ACTIVATIONS = ("uint8", "int8")

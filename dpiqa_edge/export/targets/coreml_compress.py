@@ -29,8 +29,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..errors import ConfigError, ExportError
-from ..io import atomic_path, dir_size
+from ...errors import ConfigError, ExportError
+from ...io import atomic_path, dir_size
+from ...runtime.backends.coreml_mil import coreml_predict, load_ml_program
 
 MODES = {
     "int8": "weight-only INT8, linear symmetric, per output channel (activations float)",
@@ -83,8 +84,6 @@ def compress_coreml(
         )
     if mode == "w8a8" and not calib:
         raise ConfigError(f"{src}: w8a8 needs calibration samples (calib=[{{input_name: array}}, ...])")
-    from ..runtime.backends.coreml_mil import load_ml_program
-
     try:
         import coremltools as ct
         import coremltools.optimize.coreml as cto
@@ -147,8 +146,6 @@ def _compress(cto, model, mode: str, config, keep: set[str], calib, src: Path):
 
 def describe_compression(mlpackage: str | os.PathLike) -> dict[str, Any]:
     """The compressed state of a saved ML program: constexpr ops, and which weight ops read them."""
-    from ..runtime.backends.coreml_mil import load_ml_program
-
     prog, spec = load_ml_program(Path(mlpackage))
     ops = _ops(prog)
     constexpr: dict[str, int] = {}
@@ -202,8 +199,6 @@ def _output_layers(prog) -> set[str]:
 
 
 def _probe(src: Path, dst: Path, inputs: dict[str, np.ndarray]) -> tuple[dict[str, float], str]:
-    from ..runtime.backends.coreml_mil import coreml_predict
-
     a, how = coreml_predict(src, inputs)
     b, _ = coreml_predict(dst, inputs)
     return {k: float(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)))) for k in a}, how

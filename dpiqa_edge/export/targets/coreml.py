@@ -7,8 +7,8 @@
   pixel buffer straight in; otherwise a float32 tensor ``1 x 3 x H x W`` in 0..1. Batch is 1.
 * ``min_deployment_target``: any ``coremltools.target`` name at or above iOS15 / macOS12 (ML programs).
 * ``compression`` (int8 | palettize8 | palettize6 | palettize4): weight-only compression of the fp32 /
-  fp16 package by ``quantize.coreml_compress`` (coremltools.optimize); activations stay float.
-* ``int8`` precision: W8A8 via ``quantize.coreml_compress`` mode ``w8a8``, whose activation calibration
+  fp16 package by ``coreml_compress`` (coremltools.optimize); activations stay float.
+* ``int8`` precision: W8A8 via ``coreml_compress`` mode ``w8a8``, whose activation calibration
   runs ``MLModel.predict`` and so needs macOS (elsewhere it fails with a message saying so).
 """
 
@@ -19,9 +19,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ExportError
-from ..runtime.formats import FORMATS
-from .base import ExportSettings
+from ...errors import ConfigError, ExportError
+from ...runtime.formats import FORMATS
+from .base import ExportSettings, Int8Settings, Target, register_target
+from .coreml_compress import compress_coreml
 
 #: oldest targets that support ML programs
 _MIN_TARGETS = {"iOS": 15, "macOS": 12, "watchOS": 8, "tvOS": 15}
@@ -43,7 +44,7 @@ def save_mlpackage(model, settings: ExportSettings, path: Path, metadata: dict[s
     import coremltools as ct
     import torch
 
-    from .graph import ExportWrapper, example_input
+    from ..graph import ExportWrapper, example_input
 
     # 1. Trace the wrapped model at batch 1.
     size = settings.input_size
@@ -86,8 +87,8 @@ def set_metadata(ml, metadata: dict[str, str]) -> None:
     ml.output_description["quality_map"] = "8 x m x m quality feature map (where the model sees problems)"
 
 
-def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str, str], calib=None,
-            val=None) -> tuple[Path, dict[str, Any]]:
+def convert_coreml(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str, str], calib=None,
+                   int8: Int8Settings | None = None) -> tuple[Path, dict[str, Any]]:
     """Write ``dest_dir/model.mlpackage`` at ``settings.precision``; return (path, info)."""
     dest = Path(dest_dir) / FORMATS["coreml"].artifact
     info: dict[str, Any] = {
@@ -101,10 +102,8 @@ def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str,
         save_mlpackage(model, settings, dest, metadata, settings.precision)
         info["compute_precision"] = "FLOAT32" if settings.precision == "fp32" else "FLOAT16"
     elif settings.precision in ("fp32", "fp16", "int8"):
-        from ..quantize.coreml_compress import compress_coreml
-
         float_precision = "fp32" if settings.precision == "int8" else settings.precision
-        opts = dict(settings.extra.get("int8", {}))
+        opts = dict((int8 or Int8Settings()).options)
         if settings.precision == "int8":  # W8A8: calibration samples as the program's input dict
             opts.update(mode="w8a8", calib=[{"image": c[None] if c.ndim == 3 else c} for c in (calib or [])])
         else:
@@ -136,8 +135,22 @@ def _restamp(path: Path, metadata: dict[str, str]) -> None:
         out.replace(path)
 
 
-def check_source(model, model_dir: Path) -> None:
-    """CoreML converts from torch weights: an ONNX-only import (the authors' graph) cannot be converted."""
-    if getattr(model, "onnx_only", False):
-        raise ConfigError(f"{model_dir}: --target coreml converts from torch weights, and this import is the authors' "
-                          f"ONNX graph only ({model.reason}); use --target onnx or openvino")
+@register_target
+class CoreMLTarget(Target):
+    """``--target coreml``: coremltools' ML program from the traced torch student; W8A8 and weight-only
+    compression by ``coreml_compress``."""
+
+    name = "coreml"
+    own_options = ("image_input", "min_deployment_target", "compression")
+    requires = ("torch", "coremltools")
+    extra = "train,coreml"
+
+    def convert(self, model, settings: ExportSettings, dest_dir: Path, metadata: dict[str, str], calib=None,
+                int8: Int8Settings | None = None) -> tuple[Path, dict[str, Any]]:
+        return convert_coreml(model, settings, dest_dir, metadata, calib=calib, int8=int8)
+
+    def check_source(self, model, model_dir: Path) -> None:
+        """CoreML converts from torch weights: an ONNX-only import (the authors' graph) cannot be converted."""
+        if getattr(model, "onnx_only", False):
+            raise ConfigError(f"{model_dir}: --target coreml converts from torch weights, and this import is the "
+                              f"authors' ONNX graph only ({model.reason}); use --target onnx or openvino")

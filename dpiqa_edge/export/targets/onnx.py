@@ -5,7 +5,8 @@ is not a dependency here; the TorchScript exporter (``dynamo=False``) handles ev
 CNNs, no control flow) and is what this module uses, with its deprecation warning silenced.
 fp16 converts the checked fp32 graph with onnxruntime's bundled ``float16`` converter, keeping float32
 inputs and outputs (``keep_io_types``) so callers feed the same arrays; ops it blocks (Resize, ...)
-stay float32. int8 hands the fp32 file to ``quantize.onnx_int8.quantize_onnx`` (ORT QDQ).
+stay float32. int8 hands the fp32 file to ``onnx_int8.quantize_onnx`` (ORT QDQ, beside this module) and
+profiles what ORT runs with ``ort_kernels``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import ExportError
-from ..runtime.formats import FORMATS
-from .base import ExportSettings
+from ...errors import ExportError
+from ...runtime.artifact import encode_metadata
+from ...runtime.formats import FORMATS
+from .base import ExportSettings, Int8Settings, Target, register_target
+from .onnx_int8 import FLOAT_FIRST_CONVS_LADDER, RUNTIME_OPTIONS, quantize_onnx
+from .ort_kernels import profile_kernels
 
 
 def export_onnx_fp32(model, settings: ExportSettings, path: Path, metadata: dict[str, str]) -> Path:
@@ -33,7 +37,7 @@ def export_onnx_fp32(model, settings: ExportSettings, path: Path, metadata: dict
         return path
     import torch
 
-    from .graph import ExportWrapper, example_input
+    from ..graph import ExportWrapper, example_input
 
     # 1. Export the wrapped model (named input/outputs, batch axis symbolic only when asked).
     wrapper = ExportWrapper(model, settings.raw_input).eval()
@@ -88,8 +92,8 @@ def toposort(graph) -> None:
     graph.node.extend(copies)
 
 
-def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str, str], calib=None,
-            val=None) -> tuple[Path, dict[str, Any]]:
+def convert_onnx(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str, str], calib=None,
+                 int8: Int8Settings | None = None) -> tuple[Path, dict[str, Any]]:
     """Write ``dest_dir/model.onnx`` at ``settings.precision``; return (path, info for export.json)."""
     import onnx
 
@@ -108,13 +112,9 @@ def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str,
         onnx.save(proto, str(dest))
         info["fp16"] = "onnxruntime.transformers.float16.convert_float_to_float16(keep_io_types=True)"
     elif settings.precision == "int8":
-        from ..quantize.onnx_int8 import RUNTIME_OPTIONS, quantize_onnx
-        from ..quantize.ort_kernels import profile_kernels
-        from ..runtime.artifact import encode_metadata
-
         with tempfile.TemporaryDirectory(prefix="dpiqa-onnx-fp32-") as tmp:
             fp32 = export_onnx_fp32(model, settings, Path(tmp) / "model.onnx", {**metadata, "precision": "fp32"})
-            info["quantization"] = quantize_onnx(fp32, dest, calib, **settings.extra.get("int8", {}))
+            info["quantization"] = quantize_onnx(fp32, dest, calib, **(int8 or Int8Settings()).options)
         # quantize_onnx carries the metadata; make sure it is all ours, with the session options the
         # gate and the bench run it with (the shared loader applies them)
         info["runtime_options"] = dict(RUNTIME_OPTIONS)
@@ -126,24 +126,40 @@ def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str,
                                                             "int8_weights": info["int8_weights"]})})
         onnx.save(proto, str(dest))
         # what ORT really runs (kernel counts per run, from its profiler): a QDQ graph ORT could not
-        # fuse runs float kernels between Q/DQ pairs and is slower than fp32 (quantize.ort_kernels)
+        # fuse runs float kernels between Q/DQ pairs and is slower than fp32 (ort_kernels)
         info["ort_kernels"] = profile_kernels(dest, runs=5, threads=1)
     else:  # guarded by check_options
         raise ExportError(f"onnx: unknown precision {settings.precision!r}")
     return dest, info
 
 
-def int8_rungs(int8_options: dict[str, Any]) -> list[dict[str, Any]]:
+def onnx_int8_rungs(int8: Int8Settings) -> list[dict[str, Any]]:
     """INT8 settings to try in order, fastest first (``export_model`` keeps the first whose gate passes).
 
-    ``float_first_convs`` 3, then 6 (``quantize.onnx_int8.FLOAT_FIRST_CONVS_LADDER``): the first
+    ``float_first_convs`` 3, then 6 (``onnx_int8.FLOAT_FIRST_CONVS_LADDER``): the first
     convolutions, at full resolution, are where quality models read fine texture; kept float on x86 they
     are also faster than ORT's int8 kernels there, and a pruned Lite0 ran 1.6-1.8x its fp32 speed with
     3 kept float against 1.4-1.6x with 6. The export keeps the first rung whose accuracy gate passes (or
     the first when no labelled held-out images judge it); an explicit ``float_first_convs`` is used as is.
     """
-    if "float_first_convs" in int8_options:
+    if "float_first_convs" in int8.options:
         return [{}]
-    from ..quantize.onnx_int8 import FLOAT_FIRST_CONVS_LADDER
-
     return [{"float_first_convs": n} for n in FLOAT_FIRST_CONVS_LADDER]
+
+
+@register_target
+class OnnxTarget(Target):
+    """``--target onnx``: a checked ONNX graph run by onnxruntime; int8 = ORT static QDQ (``onnx_int8``)."""
+
+    name = "onnx"
+    own_options = ("raw_input", "dynamic_batch", "opset")
+    requires = ("onnx",)
+    requires_int8 = ("sympy",)
+    onnx_source = True
+
+    def convert(self, model, settings: ExportSettings, dest_dir: Path, metadata: dict[str, str], calib=None,
+                int8: Int8Settings | None = None) -> tuple[Path, dict[str, Any]]:
+        return convert_onnx(model, settings, dest_dir, metadata, calib=calib, int8=int8)
+
+    def int8_rungs(self, int8: Int8Settings) -> list[dict[str, Any]]:
+        return onnx_int8_rungs(int8)

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ...runtime.artifact import resolve_artifact
+from ...runtime.backends.onnx import session_options
 
 _INTEGER = {"QGemm", "ConvInteger", "MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QAttention"}
 _FLOAT = {"Conv", "FusedConv", "NhwcFusedConv", "ConvTranspose", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
@@ -57,9 +59,6 @@ def profile_kernels(artifact: str | os.PathLike, runs: int = 10, threads: int | 
     shared with whatever else ran).
     """
     import onnxruntime as ort
-
-    from ..runtime.artifact import resolve_artifact
-    from ..runtime.backends.onnx import session_options
 
     file, meta = resolve_artifact(artifact)
     h, w = meta["preprocessing"]["size"]

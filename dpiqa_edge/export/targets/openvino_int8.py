@@ -32,9 +32,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ExportError, InputError
-from ..io import atomic_path, dir_size
-from .calib import as_batches, to_raw
+from ...errors import ExportError, InputError
+from ...io import atomic_path, dir_size
+from ...quantize.calib import as_batches, to_raw
+from ...metrics import srcc
 
 SCORE_OUTPUT = "score"
 #: NNCF's overflow fix, applied to every export (``OverflowFix.ENABLE``), and what it means (export.json and
@@ -120,8 +121,6 @@ def inspect_openvino_int8(xml: str | os.PathLike) -> dict:
 
 def _srcc_validation_fn(compiled, data) -> tuple[float, list]:
     """NNCF validation function: SRCC(score vs MOS) over ``data`` items ``(image batch, mos)``."""
-    from ..metrics import srcc
-
     port = _score_port(compiled)
     scores, mos, outputs = [], [], []
     for x, m in data:
@@ -269,7 +268,6 @@ def choose_float_precision(fp32_xml: str | os.PathLike, int8_xml: str | os.PathL
 
     import openvino as ov
 
-    from ..metrics import srcc
 
     core = ov.Core()
     default = core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()

@@ -6,7 +6,7 @@ named input/outputs, the same raw-input and dynamic-batch handling). The graph i
 Python tooling adds 1-5 s per call here (telemetry, an empty preprocessing build) for the same model;
 ``save_model`` applies the same offline transformations either way, and parity checks the result. ``compress_to_fp16`` is set only for ``fp16`` (OpenVINO's own default is True,
 which would silently turn an "fp32" export into fp16 weights). int8 hands the fp32 IR to
-``quantize.openvino_int8.quantize_openvino`` (NNCF).
+``openvino_int8.quantize_openvino`` (NNCF, beside this module).
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import ExportError
-from ..runtime.artifact import RT_INFO_SECTION, encode_metadata
-from ..runtime.formats import FORMATS
-from .base import ExportSettings
+from ...errors import ExportError
+from ...runtime.artifact import encode_metadata
+from ...runtime.backends.openvino import RT_INFO_SECTION
+from ...runtime.formats import FORMATS
+from .base import ExportSettings, Int8Settings, Target, register_target
 from .onnx import export_onnx_fp32
+from .openvino_int8 import quantize_openvino
 
 
 def set_metadata(ov_model, metadata: dict[str, str]) -> None:
@@ -41,8 +43,8 @@ def save_ir(model, settings: ExportSettings, xml: Path, metadata: dict[str, str]
     return xml
 
 
-def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str, str], calib=None,
-            val=None) -> tuple[Path, dict[str, Any]]:
+def convert_openvino(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str, str], calib=None,
+                     int8: Int8Settings | None = None) -> tuple[Path, dict[str, Any]]:
     """Write ``dest_dir/model.xml`` + ``.bin`` at ``settings.precision``; return (path, info)."""
     dest = Path(dest_dir) / FORMATS["openvino"].artifact
     info: dict[str, Any] = {"converter": "OpenVINO ONNX frontend (Core.read_model of the fp32 ONNX export) + save_model"}
@@ -50,15 +52,13 @@ def convert(model, settings: ExportSettings, dest_dir: Path, metadata: dict[str,
         save_ir(model, settings, dest, metadata, compress_to_fp16=settings.precision == "fp16")
         info["compress_to_fp16"] = settings.precision == "fp16"
     elif settings.precision == "int8":
-        from ..quantize.openvino_int8 import quantize_openvino
-
         with tempfile.TemporaryDirectory(prefix="dpiqa-ov-fp32-") as tmp:
             fp32 = save_ir(model, settings, Path(tmp) / "model.xml", {**metadata, "precision": "fp32"}, False)
-            opts = dict(settings.extra.get("int8", {}))
-            info["quantization"] = quantize_openvino(fp32, dest, calib, val=val, **opts)
+            int8 = int8 or Int8Settings()
+            info["quantization"] = quantize_openvino(fp32, dest, calib, val=int8.val, **int8.options)
         # the precision chosen for the ops NNCF left float travels in the IR; the runtime loader applies it
         info["runtime_options"] = info["quantization"]["float_rest"]["runtime_options"]
-        # and the weight range (7-bit: NNCF's overflow fix on every layer, quantize.openvino_int8.OVERFLOW_FIX)
+        # and the weight range (7-bit: NNCF's overflow fix on every layer, openvino_int8.OVERFLOW_FIX)
         info["int8_weights"] = info["quantization"]["weight_range"]
         _restamp(dest, {**metadata, **encode_metadata({"runtime_options": info["runtime_options"],
                                                        "int8_weights": info["int8_weights"]})})
@@ -81,8 +81,25 @@ def _restamp(xml: Path, metadata: dict[str, str]) -> None:
         tmp_xml.replace(xml)
 
 
-def prepare_int8(int8_options: dict[str, Any], val, accuracy_control: bool, max_srcc_drop: float | None) -> None:
-    """With accuracy control and labelled val images, NNCF's accuracy-controlled quantization gets the
-    SRCC budget as its maximum drop (``quantize.openvino_int8``)."""
-    if accuracy_control and val is not None:
-        int8_options.setdefault("max_srcc_drop", max_srcc_drop)
+@register_target
+class OpenVINOTarget(Target):
+    """``--target openvino``: the fp32 ONNX export through OpenVINO's ONNX frontend; int8 = NNCF
+    (``openvino_int8``), accuracy-controlled on SRCC when asked."""
+
+    name = "openvino"
+    own_options = ("raw_input", "dynamic_batch")
+    requires = ("onnx", "openvino")
+    requires_int8 = ("nncf",)
+    extra = "openvino"
+    onnx_source = True
+
+    def convert(self, model, settings: ExportSettings, dest_dir: Path, metadata: dict[str, str], calib=None,
+                int8: Int8Settings | None = None) -> tuple[Path, dict[str, Any]]:
+        return convert_openvino(model, settings, dest_dir, metadata, calib=calib, int8=int8)
+
+    def prepare_int8(self, int8: Int8Settings) -> Int8Settings:
+        """With accuracy control and labelled val images, NNCF's accuracy-controlled quantization gets the
+        SRCC budget as its maximum drop (``openvino_int8``)."""
+        if int8.accuracy_control and int8.val is not None and "max_srcc_drop" not in int8.options:
+            return int8.with_options(max_srcc_drop=int8.max_srcc_drop)
+        return int8
