@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import ConfigError, ModelLoadError
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None) -> Iterator[Any]:
@@ -116,8 +118,6 @@ def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     Refused with a one-line :class:`~dpiqa_edge.errors.ConfigError` (exit 2): a symbolic link, a file, a
     folder holding anything else, or a parent that is not a folder.
     """
-    from .errors import ConfigError
-
     path = Path(path)
     if path.is_symlink():
         raise ConfigError(f"{path}: {option} is a symbolic link; give the real folder (or a new name)")
@@ -155,8 +155,6 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    from .errors import ModelLoadError
-
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .importer import import_authors
+
 EPILOG = """\b
 What it reads (the authors' KonIQ release, RomGai/DP-IQA):
   student_model.onnx               their first student release (ONNX)
@@ -48,8 +50,6 @@ def _label_range(ctx, param, value):
 @click.option("--clip-path", help="Teacher state dict only: CLIP folder or Hugging Face id to recompute the prompts.")
 def import_(path, out_dir, kind, label_range, input_size, sd_path, prompt_embeddings, clip_path) -> None:
     """Import the DP-IQA authors' student (.onnx, state dict, whole-module pickle) or teacher pack."""
-    from .importer import import_authors
-
     out = import_authors(path, out_dir, kind=kind, label_range=label_range, input_size=input_size, sd_path=sd_path,
                          prompt_embeddings=prompt_embeddings, clip_path=clip_path,
                          log=lambda m: click.echo(m, err=True))

@@ -23,6 +23,15 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError, ModelLoadError
+from ..export.parity import package_photos
+from ..io import atomic_path, check_out_dir, sha256_file, write_json
+from ..runtime.preprocess import Preprocess
+from ..student import StudentConfig, save_student
+from ..student.checkpoint import onnx_only_config
+from .archive import check_zip_budget
+from .onnx_map import MappingError, check_student_shape, custom_domains, wrap
+from .student import RENAME, from_onnx, from_state, is_student_state, run_onnx, score_mapping
+from .teacher import from_pack, is_teacher_state
 
 KINDS = ("auto", "student", "teacher")
 #: the authors' preprocessing (koniq_demo.py): PIL open + convert('RGB'), torchvision Resize((512, 512)) on the
@@ -38,8 +47,6 @@ def read_source(path: Path):
         raise ModelLoadError(f"{path}: file not found")
     if path.suffix.lower() == ".onnx":
         import onnx
-
-        from .onnx_map import MappingError, check_student_shape, custom_domains
 
         try:  # read now so a broken file fails before anything is written; the graph is read again to map it
             proto = onnx.load(str(path), load_external_data=False)
@@ -64,7 +71,7 @@ def read_source(path: Path):
             return "state_dict", load_file(str(path))
         except (SafetensorError, OSError) as exc:
             raise ModelLoadError(f"{path}: unreadable safetensors ({exc})") from None
-    from .pickles import load_untrusted
+    from .pickles import load_untrusted  # lazy: authors.pickles imports torch at top
 
     obj = load_untrusted(path)
     if isinstance(obj, torch.nn.Module):
@@ -79,9 +86,6 @@ def import_authors(path: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
                    sd_path: str | None = None, prompt_embeddings: str | None = None, clip_path: str | None = None,
                    log: Callable[[str], None] | None = print) -> Path:
     """Import one released file into ``out_dir``; returns the folder. See the module docstring."""
-    from ..io import atomic_path, check_out_dir, sha256_file
-    from .archive import check_zip_budget
-
     say = log or (lambda _m: None)
     if kind not in KINDS:
         raise ConfigError(f"import: unknown --kind {kind!r}; valid: {', '.join(KINDS)}")
@@ -91,9 +95,7 @@ def import_authors(path: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
         check_zip_budget(path)  # before torch is imported: a refused file costs ~40 MB, not 600
     import torch
 
-    from .pickles import AuthorsStudent, AuthorsTeacher, module_state
-    from .student import is_student_state
-    from .teacher import is_teacher_state
+    from .pickles import AuthorsStudent, AuthorsTeacher, module_state  # lazy: authors.pickles imports torch at top
 
     # 1-2. Read and classify.
     form, obj = read_source(path)
@@ -126,11 +128,7 @@ def import_authors(path: str | os.PathLike, out_dir: str | os.PathLike, *, kind:
 def _student(form, obj, path, tmp, source, label_range, input_size, say) -> None:
     import torch
 
-    from ..runtime.preprocess import Preprocess
-    from ..student import save_student
-    from .onnx_map import MappingError
-    from .pickles import module_state
-    from .student import RENAME, from_onnx, from_state, score_mapping
+    from .pickles import module_state  # lazy: authors.pickles imports torch at top
 
     notes = dict(source)
     scale, offset = score_mapping(label_range)
@@ -164,12 +162,6 @@ def _student(form, obj, path, tmp, source, label_range, input_size, say) -> None
 
 
 def _onnx_only(path, tmp, notes, reason, scale, offset, input_size) -> None:
-    from ..io import write_json
-    from ..student import StudentConfig
-    from ..student.checkpoint import onnx_only_config
-    from .onnx_map import wrap
-    from .student import run_onnx
-
     info = wrap(path, tmp / "model.onnx", scale, offset)
     dims = info["input_dims"]
     size = int(input_size or (dims[-1] if isinstance(dims[-1], int) and dims[-1] > 0 else 512))
@@ -185,8 +177,7 @@ def _onnx_only(path, tmp, notes, reason, scale, offset, input_size) -> None:
 def _teacher(obj, path, tmp, source, label_range, sd_path, prompt_embeddings, clip_path, say) -> None:
     import torch
 
-    from ..teacher.model import save_teacher
-    from .teacher import from_pack
+    from ..teacher.model import save_teacher  # lazy: teacher.model imports torch at top
 
     model, extra = from_pack(obj, path, label_range, sd_path=sd_path, prompt_embeddings=prompt_embeddings,
                              clip_path=clip_path)
@@ -201,8 +192,6 @@ def _teacher(obj, path, tmp, source, label_range, sd_path, prompt_embeddings, cl
 
 
 def _photos():
-    from ..export.parity import package_photos
-
     return package_photos()
 
 
@@ -220,8 +209,6 @@ def _photo_check(score_fn, size: int, scale: float, offset: float, say, n_more: 
     import torch  # noqa: F401 - torchvision needs it
     from PIL import Image
     from torchvision import transforms
-
-    from ..runtime.preprocess import Preprocess
 
     pre = Preprocess(size=(size, size))
     name, rgb = next((n, p) for n, p in _photos() if "chelsea" in n)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_path
+
 
 class MappingError(Exception):
     """The ONNX weights do not lay onto the torch student; the message says where and why."""
@@ -242,7 +244,6 @@ def wrap(src: str | Path, dst: Path, scale: float, offset: float) -> dict:
     map_vi.type.tensor_type.shape.CopyFrom(map_out.type.tensor_type.shape)
     graph.output.extend([score_vi, map_vi])
     onnx.checker.check_model(proto)
-    from ..io import atomic_path
 
     with atomic_path(dst) as tmp:
         onnx.save(proto, str(tmp))

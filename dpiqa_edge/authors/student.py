@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelLoadError
+from ..student import StudentConfig, build_student
+from .onnx_map import MappingError, assign_units, input_dims, io_names, read_units
 
 RENAME = (("base_model.", "backbone.model."), ("conv_transpose.", "map_branch."),
           ("fc1.", "head.fc1."), ("fc2.", "head.fc2."), ("fc3.", "head.fc3."))
@@ -66,8 +68,6 @@ def score_mapping(label_range: tuple[float, float]) -> tuple[float, float]:
 
 def config_for(variant: str, fc1_shape, input_size: int | None, label_range):
     """The paper StudentConfig that holds the authors' student with these shapes."""
-    from ..student import StudentConfig
-
     hidden, flat = int(fc1_shape[0]), int(fc1_shape[1])
     side = math.isqrt(flat // 8)
     if 8 * side * side != flat:
@@ -80,8 +80,6 @@ def config_for(variant: str, fc1_shape, input_size: int | None, label_range):
 
 def from_state(state: dict, source, input_size: int | None, label_range):
     """(paper student in eval mode, its config) from the authors' state dict; strict load."""
-    from ..student import build_student
-
     if not is_student_state(state):
         raise ModelLoadError(f"{source}: not the authors' student (no base_model.features.* / fc1 keys)")
     prefix = "base_model.features."
@@ -106,9 +104,6 @@ def from_onnx(path: Path, input_size: int | None, label_range, photos_at):
     """(model, cfg, notes) rebuilt from the ONNX weights and verified with onnxruntime on ``photos_at(size)``
     (real photos, float NCHW at the model's size); raises ``onnx_map.MappingError`` when that is impossible."""
     import onnx
-
-    from ..student import build_student
-    from .onnx_map import MappingError, assign_units, input_dims, io_names, read_units
 
     proto = onnx.load(str(path))
     inp, _, _ = io_names(proto)
@@ -142,8 +137,6 @@ def run_onnx(path: Path, x: np.ndarray, wrapped: bool = False) -> tuple[np.ndarr
     """(raw score N, map) of an ONNX graph (the authors' own, or our wrapped one), image by image."""
     import onnx
     import onnxruntime as ort
-
-    from .onnx_map import io_names
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inp, score, fmap = ("image", "score", "quality_map") if wrapped else io_names(onnx.load(str(path), load_external_data=False))

@@ -30,6 +30,11 @@ import json
 import math
 
 from ..errors import ModelLoadError
+from ..hub import CLIP_FILES, SD_FILES, resolve_folder
+from ..teacher.config import TeacherConfig
+from ..teacher.loading import sd15_configs
+from ..teacher.prompts import embed_prompts, load_prompt_embeddings
+from .student import score_mapping
 
 DROPPED = ("QFD.bnc1.", "QFD.classifier_dist.")
 _FIXED = {"gamma": "text_adapter.gamma", "text_adapter.fc.0.weight": "text_adapter.mlp.0.weight",
@@ -88,15 +93,12 @@ def _configs_from(root, sd_path) -> tuple[dict, dict, str]:
         if all(isinstance(c, dict) for c in configs):
             return public(configs[0]), public(configs[1]), "the pack's own diffusers configs"
     if sd_path:
-        from ..hub import SD_FILES, resolve_folder
-
         folder = resolve_folder(sd_path, "--sd-path", SD_FILES)
         try:
             unet, vae = (json.loads((folder / p / "config.json").read_text()) for p in ("unet", "vae"))
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"{folder}: cannot read unet/vae config.json ({exc})") from None
         return public(unet), public(vae), f"{sd_path} (unet/vae config.json)"
-    from ..teacher.loading import sd15_configs
 
     base = sd15_configs()
     return base["unet"], base["vae"], "SD-1.5's configs (the authors' base model)"
@@ -106,9 +108,8 @@ def from_pack(obj, source, label_range, sd_path=None, prompt_embeddings=None, cl
     """(teacher in eval mode, notes) from a loaded pack (stand-in tree) or state dict."""
     import torch
 
-    from ..teacher.model import TeacherConfig, build_teacher
-    from .pickles import module_state
-    from .student import score_mapping
+    from ..teacher.model import build_teacher  # lazy: teacher.model imports torch at top
+    from .pickles import module_state  # lazy: authors.pickles imports torch at top
 
     root = obj if isinstance(obj, torch.nn.Module) else None
     state = module_state(root) if root is not None else dict(obj)
@@ -151,13 +152,8 @@ def from_pack(obj, source, label_range, sd_path=None, prompt_embeddings=None, cl
 
 def _prompts(source, prompt_embeddings, clip_path):
     if prompt_embeddings:
-        from ..teacher.prompts import load_prompt_embeddings
-
         return load_prompt_embeddings(prompt_embeddings), str(prompt_embeddings)
     if clip_path:
-        from ..hub import CLIP_FILES, resolve_folder
-        from ..teacher.prompts import embed_prompts
-
         return embed_prompts(resolve_folder(clip_path, "--clip-path", CLIP_FILES)), f"{clip_path} (CLIP, recomputed)"
     raise ModelLoadError(f"{source}: a teacher state dict carries no prompt matrix (the authors keep it outside "
                          "their state dict); give --prompt-embeddings FILE or --clip-path CLIP")

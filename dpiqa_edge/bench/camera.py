@@ -22,10 +22,17 @@ from typing import Any
 
 import numpy as np
 
+from .. import peers
+from ..data import families
+from ..data import photos as pool
+from ..data.camera import LadderSet
+from ..errors import DpiqaError
+from ..models import default_artifact, default_student, has_default
+from ..report.camera import camera_row
+from ..runtime.scorer import QualityScorer
+from ..student import load_student
 from ..timing import ratio, time_fn
 from . import Section, run_worker
-from ..errors import DpiqaError
-from ..runtime.scorer import QualityScorer
 
 FRAMES = ((480, 640), (720, 960))  #: preview sizes (h, w) a phone camera delivers
 
@@ -41,8 +48,6 @@ def _latency_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def latency_section(quick: bool) -> Section:
-    from ..models import default_artifact
-
     art = str(default_artifact())
     rows = []
     for frame in FRAMES[:1] if quick else FRAMES:
@@ -77,24 +82,17 @@ def latency_section(quick: bool) -> Section:
 
 
 def accuracy_section(quick: bool) -> Section | None:
-    from ..data import photos as pool
-    from ..data.camera import LadderSet
-    from ..models import default_artifact, default_student
-    from ..report.camera import camera_row
-
     try:
         ps, images = pool.load_split("test", progress=False)
     except DpiqaError as exc:
         print(f"bench camera: held-out photos unavailable ({exc}); accuracy skipped", file=sys.stderr)
         return None
-    from ..data import families
 
     lad = LadderSet.build(ps, images, 450, families_=list(families.FAMILIES), per_photo=8, mixtures=1)
     ladder = {"refs": lad.refs, "scenes": lad.scenes, "distortions": lad.distortions, "levels": lad.levels}
     scorer = QualityScorer(default_artifact())
     scores = {"shipped INT8 ONNX": (np.array([scorer.score(f) for f in lad.frames]), scorer.gate_threshold)}
     from ..distill.camera import predict_frames
-    from ..student import load_student
 
     model, cfg = load_student(default_student())
     scores["float checkpoint (torch)"] = (predict_frames(model, lad.frames, cfg.preprocessing()), scorer.gate_threshold)
@@ -104,8 +102,6 @@ def accuracy_section(quick: bool) -> Section | None:
         from pathlib import Path
 
         from PIL import Image
-
-        from .. import peers
 
         with tempfile.TemporaryDirectory() as tmp:
             paths = []
@@ -135,8 +131,6 @@ def accuracy_section(quick: bool) -> Section | None:
 
 
 def bench_camera(quick: bool = False):
-    from ..models import has_default
-
     if not has_default():
         print("bench camera: no shipped default model in this install; nothing measured", file=sys.stderr)
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from . import BENCHMARKS, merge_benchmarks, run_benchmarks
+from .. import bench as harness  # the registry read at call time (tests and plugins replace harness.BENCHMARKS)
 
 
 @click.command()
@@ -31,13 +31,13 @@ def bench(quick: bool, out_file: str, only: tuple[str, ...], list_only: bool, me
       dpiqa-edge bench --merge gpu/BENCHMARKS.json
     """
     if list_only:
-        for name, target in BENCHMARKS.items():
+        for name, target in harness.BENCHMARKS.items():
             click.echo(f"{name:20s} {target}")
         return
     command = "dpiqa-edge bench" + (" --quick" if quick else "") + "".join(f" --only {n}" for n in only)
     if merge_file:
-        path = merge_benchmarks(out_file, merge_file, command=command + f" --merge {merge_file}", names=list(only) or None)
+        path = harness.merge_benchmarks(out_file, merge_file, command=command + f" --merge {merge_file}", names=list(only) or None)
         click.echo(f"wrote {path} (merged from {merge_file})")
         return
-    path = run_benchmarks(out_file, list(only) or None, quick=quick, command=command, log=lambda m: click.echo(m, err=True))
+    path = harness.run_benchmarks(out_file, list(only) or None, quick=quick, command=command, log=lambda m: click.echo(m, err=True))
     click.echo(f"wrote {path}")

@@ -12,12 +12,15 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+
 from ..export.base import ExportSettings
 from ..export.targets.coreml import save_mlpackage
 from ..export.targets.coreml_compress import compress_coreml
 from ..io import dir_size
 from ..runtime.backends.coreml_mil import EMULATED, MILProgram
 from ..runtime.preprocess import Preprocess
+from ..student import build_student
+from ..student.config import StudentConfig
 from ..timing import time_fn
 from . import Section
 
@@ -27,9 +30,6 @@ def bench_coreml_emulator(quick: bool = False):
     import numpy as np
     import torch
     from skimage import data as skd
-
-    from ..student import build_student
-    from ..student.config import StudentConfig
 
     # 1. the student and its torch reference on one package photo
     size = 224

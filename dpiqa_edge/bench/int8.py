@@ -19,10 +19,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from ..export import export_model
 from ..export.parity import package_photos
 from ..io import read_json
+from ..quantize.prune import model_cost, prune_model
 from ..runtime.backends import load_backend
+from ..student import StudentConfig, build_student, save_student
+from ..student.widths import record_widths
 from ..timing import ratio, summarize_times
 from . import Section
 
@@ -40,7 +44,6 @@ def default_openvino_precision() -> str:
 def write_calibration_folder(folder: Path, size: int = SIZE, n: int = 16) -> Path:
     """Crops of the package photos as PNGs: an unlabelled calibration folder (no dataset needed)."""
     from PIL import Image
-
 
     folder.mkdir(parents=True, exist_ok=True)
     photos = [img for _, img in package_photos()]
@@ -62,10 +65,6 @@ def build_variants(ratios: tuple[float, ...] = (0.3,), calib_n: int = 16, work: 
     Returns ``{"work": dir, "students": {name: dir}, "exports": {(name, target, precision): dir},
     "cost": {name: params/GMACs}}`` with names ``lite0`` and ``lite0-p30`` (ratio 0.3) etc.
     """
-    from ..student import StudentConfig, build_student, save_student
-    from ..student.widths import record_widths
-    from ..quantize.prune import model_cost, prune_model
-
     # 1. Students: Lite0 (real recipe: 512 px, 64x64 map) and magnitude-pruned copies (not fine-tuned).
     root = Path(work or tempfile.mkdtemp(prefix="dpiqa-bench-quant-"))
     calib = write_calibration_folder(root / "calib", SIZE, calib_n)

@@ -37,11 +37,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..runtime.formats import FORMATS, benchmarked_formats
 from ..export import export_model
 from ..io import read_json
+from ..quantize.prune import prune_model
 from ..runtime.backends import load_backend
+from ..runtime.formats import FORMATS, benchmarked_formats
 from ..runtime.preprocess import Preprocess
+from ..student import StudentConfig, build_student, complexity, load_student, save_student
+from ..student.widths import record_widths
+from ..teacher.loading import count_parameters
 from ..timing import ratio, time_fn
 from . import Section, run_worker
 from .models_int8 import int8_section, kernel_section, measure_pair, pair_plan
@@ -134,10 +138,6 @@ def resolve_checkpoint(student: str) -> Path | None:
 def build_students(root: Path, quick: bool, log, models=None) -> dict[str, tuple[Path, int, BenchModel]]:
     """Student checkpoints under ``root`` for every model line: label -> (folder, input size, line).
     A checkpoint line whose folder does not exist is skipped with a printed reason."""
-    from ..quantize.prune import prune_model
-    from ..student import StudentConfig, build_student, save_student
-    from ..student.widths import record_widths
-
     out: dict[str, tuple[Path, int, BenchModel]] = {}
     for m in MODELS if models is None else models:
         if quick and not m.quick:
@@ -205,7 +205,6 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     """
     import numpy as np
 
-
     if spec["kind"] == "pair":
         return measure_pair(spec)
 
@@ -218,8 +217,6 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
             ran = f"int8 (+{ran} rest)"  # OpenVINO: quantized ops in int8, the others at the hint
     elif spec["kind"] == "torch":
         import torch
-
-        from ..student import load_student
 
         if threads:
             torch.set_num_threads(int(threads))
@@ -235,7 +232,6 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         ran = "fp32"
     # 2. batch-1 latency on a real photo
     from skimage import data as skd
-
 
     size = int(spec.get("size") or SIZE)
     x1 = Preprocess(size=(size, size))(skd.astronaut())[None]
@@ -323,7 +319,6 @@ def bench_models(quick: bool = False, log=None) -> list:
     """The registered benchmark: returns the sections of BENCHMARKS.md (see the module doc).
     ``log`` gets one line per step (default: stderr, so stdout stays the harness's)."""
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    from ..student import complexity, load_student
 
     t_start = time.perf_counter()
     threads, why_threads = choose_threads()
@@ -497,7 +492,6 @@ def _full_size_teacher(threads: int | None):
     import torch
 
     from ..teacher.model import build_full_teacher
-    from ..teacher.loading import count_parameters
 
     if threads:
         torch.set_num_threads(int(threads))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..timing import peak_memory, ratio, time_fn
-from . import Section
+from ..data.synth import SYNTH_DISTORTIONS, SynthConfig, measure, synthesize
 from ..runtime.image import decode_image
 from ..runtime.preprocess import Preprocess
+from ..timing import peak_memory, ratio, time_fn
+from . import Section
 
 
 def bench_decode(quick: bool = False) -> Section:
@@ -52,8 +53,6 @@ def bench_synth(quick: bool = False) -> Section:
     import numpy as np
     from PIL import Image
     from skimage import data as skd
-
-    from ..data.synth import SYNTH_DISTORTIONS, SynthConfig, measure, synthesize
 
     cfg = SynthConfig.smoke() if quick else SynthConfig()
     rows = []

@@ -24,14 +24,16 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..runtime.formats import benchmarked_formats
 from ..errors import InputError
 from ..export import export_model
 from ..io import atomic_path
 from ..runtime.checker import check_sources
+from ..runtime.formats import benchmarked_formats
 from ..runtime.gate import CameraGate
 from ..runtime.scorer import QualityScorer
 from ..runtime.sources import expand_inputs
+from ..student import build_student, save_student
+from ..student.config import StudentConfig
 from . import Section
 
 PHONE_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
@@ -111,9 +113,6 @@ def gate_memory(artifact: str | os.PathLike, frames: int = 10_000, warmup: int =
 def make_artifacts(work: Path, size: int = 224, targets: Sequence[str] | None = None) -> dict[str, Path]:
     """A Lite0 student (bundled ImageNet weights) at ``size`` px, exported fp32 with dynamic batch to each
     of ``targets`` (default: the format table's benchmarked formats)."""
-    from ..student import build_student, save_student
-    from ..student.config import StudentConfig
-
     cfg = StudentConfig(name="lite0", input_size=size, map_size=max(1, size // 32))
     student = save_student(build_student(cfg).eval(), cfg, work / "student")
     targets = benchmarked_formats() if targets is None else targets
@@ -144,7 +143,6 @@ def make_video(path: str | os.PathLike, segments: Sequence[tuple[int, float]] = 
     import numpy as np
     from skimage import data
 
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     base = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
@@ -171,7 +169,6 @@ def _subprocess(args: list[str], env_extra: dict[str, str] | None = None) -> Any
 def bench_runtime(quick: bool = False):
     """Sections for BENCHMARKS.md: folder throughput per backend and the gate's memory over a long stream."""
     import tempfile
-
 
     n_images, frames, batches = (32, 2_000, (1, 8)) if quick else (96, 10_000, (1, 4, 8, 16))
     with tempfile.TemporaryDirectory(prefix="dpiqa-bench-runtime-") as tmp:

@@ -17,6 +17,8 @@ import json
 import sys
 import time
 from typing import Any
+
+from ..teacher.loading import count_parameters, tiny_configs
 from . import Section, library_versions, run_worker
 
 SIZE = 512
@@ -55,7 +57,6 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from ..teacher.loading import count_parameters, tiny_configs
     from ..teacher.model import build_full_teacher
 
     device, batch, size = spec.get("device", "cuda"), int(spec.get("batch", 1)), int(spec.get("size", SIZE))
@@ -116,7 +117,6 @@ def gpu_facts() -> dict[str, Any]:
 
     import torch
 
-
     p = torch.cuda.get_device_properties(0)
     facts = {"gpu": p.name, "gpu_memory_gib": round(p.total_memory / 2**30, 1), "sm_count": p.multi_processor_count,
              "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
@@ -134,7 +134,6 @@ def bench_teacher_gpu(quick: bool = False):
     Returns None (nothing measured; the stored GPU section stays) where there is no CUDA GPU."""
     import numpy as np
     import torch
-
 
     if not torch.cuda.is_available():
         print("  teacher_gpu: no CUDA GPU on this machine; the stored section (if any) is kept")

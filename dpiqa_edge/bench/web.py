@@ -22,8 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from .. import models
 from ..runtime.scorer import QualityScorer
 from ..timing import ratio, summarize_times
+from ..web import browser
 from ..web.bundle import write_bundle
 from . import Section
 
@@ -34,8 +37,6 @@ def _export_pages(work: Path, log) -> dict[str, Path]:
     """The shipped default model's float and INT8 ONNX, each bundled into the page (``web.bundle.write_bundle``,
     what ``export --target web`` writes around its model.onnx): the numbers are those of the model that ships."""
     import shutil
-
-    from .. import models
 
     out = {}
     for precision, src in (("fp32", models.default_float_onnx()), ("int8", models.default_artifact() / "model.onnx")):
@@ -55,7 +56,6 @@ def _browser_timer(page) -> Callable[[int], list[dict[str, float]]]:
 
 def _python_timer(folder: Path, threads: int) -> Callable[[int], list[dict[str, float]]]:
     import numpy as np
-
 
     scorer = QualityScorer(folder, threads=threads)
     frame = np.random.default_rng(0).integers(0, 256, (*FRAME, 3), dtype=np.uint8)
@@ -79,8 +79,6 @@ def bench_web(quick: bool = False, log=None, software_webgpu: bool = False) -> l
     """The registered benchmark: one section (see the module doc); None where no browser can run.
     ``software_webgpu``: time WebGPU on a software adapter too (SwiftShader; a check of this code, not a figure)."""
     import statistics
-
-    from ..web import browser
 
     log = log or (lambda m: print(m, flush=True))
     why = browser.unavailable()
@@ -148,8 +146,6 @@ def bench_web(quick: bool = False, log=None, software_webgpu: bool = False) -> l
 
 def _webgpu_adapter(folder: Path) -> dict[str, Any] | None:
     """The WebGPU adapter Chromium offers a served page (None: none at all)."""
-    from ..web import browser
-
     with browser.launch(webgpu=True) as b, browser.serving(folder) as url:
         page = b.new_page()
         page.goto(url)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import click
 
+from ..errors import InputError
+from . import photos as pool
+from .camera import LadderSet, write_ladders
+from .datasets import index_dataset
+from .manifest import read_manifest
+from .photos import load_split
+from .synth import SynthConfig, summarize, synthesize
+
 
 def _print_counts(manifest_path, extra: str = "") -> None:
-    from .manifest import read_manifest
-    from .synth import summarize
-
     rows = read_manifest(manifest_path, check_files=False)
     c = summarize(rows)
     labelled = sum(r.mos is not None for r in rows)
@@ -46,8 +51,6 @@ def synth(out_dir: str, smoke: bool, seed: int, size: int | None, photos: tuple[
              dpiqa-edge data synth --out runs/synth-more --photos ~/Pictures/landscapes
              (more scenes: the students' limit on the default set is its few training scenes)
     """
-    from .synth import SynthConfig, synthesize
-
     kw = {"seed": seed} | ({"size": size} if size else {}) | ({"photos": tuple(photos)} if photos else {})
     cfg = SynthConfig.smoke(**kw) if smoke else SynthConfig(**kw)
     path = synthesize(out_dir, cfg, progress=not quiet, reuse=not force)
@@ -74,9 +77,6 @@ def index(dataset: str, root: str, out_file: str, csv_file: str | None, mos_rang
     csv       path,mos[,split,ref,scene] with paths relative to the CSV
     Example:  dpiqa-edge data index --dataset koniq10k --root ~/data/koniq --out runs/koniq.csv
     """
-    from ..errors import InputError
-    from .datasets import index_dataset
-
     rng = None
     if mos_range is not None:
         try:
@@ -101,8 +101,6 @@ def photos(split: str, fetch: bool, cache: str | None) -> None:
     and calibrate the gate threshold; train photos are the camera recipe's content.
     Example: dpiqa-edge data photos --fetch          (~460 MB of packages, once; ~3 min)
     """
-    from . import photos as pool
-
     chosen = pool.catalogue(None if split == "all" else split)
     if fetch:
         where = pool.fetch(chosen, cache)
@@ -134,9 +132,6 @@ def camera(splits: tuple[str, ...], out_dir: str, short_side: int, cache: str | 
     Example: dpiqa-edge data camera --split test --out runs/camera-test
              dpiqa-edge data camera --split val --split test --out runs/camera-ladders
     """
-    from .camera import LadderSet, write_ladders
-    from .photos import load_split
-
     parts = []
     for split in dict.fromkeys(splits):
         photos_, images = load_split(split, cache)

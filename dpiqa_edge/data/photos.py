@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..io import atomic_write, write_json
+from ..runtime.image import decode_image
 
 SPLITS = ("train", "val", "test")
 
@@ -419,7 +420,6 @@ def _decode_bytes(p: Photo, raw: bytes) -> np.ndarray:
         import bz2
 
         return np.frombuffer(bz2.decompress(raw), dtype=np.uint8).reshape(768, 1024, 3).copy()
-    from ..runtime.image import decode_image
 
     return decode_image(raw)
 

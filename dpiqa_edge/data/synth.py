@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from ..errors import ConfigError
-from ..io import atomic_write, write_json
+from ..io import atomic_write, sha256_file, write_json
 from .manifest import Row, write_manifest
 from .splits import assign_groups
 
@@ -419,8 +419,6 @@ def synthesize(out_dir, cfg: SynthConfig | None = None, progress: bool = True, r
     manifest_path, info_path = out / "manifest.csv", out / "synth.json"
     cfg_dict = {k: v for k, v in asdict(cfg).items() if k != "workers"}  # what the set depends on
     if cfg.photos:  # the user's photos by content, so an edited file rebuilds the set
-        from ..io import sha256_file
-
         cfg_dict["photos_sha256"] = {n: sha256_file(f) for n, (f, _) in user_photos(cfg.photos).items()}
     if reuse and manifest_path.is_file() and info_path.is_file():
         try:

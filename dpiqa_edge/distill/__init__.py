@@ -7,12 +7,6 @@
 from __future__ import annotations
 
 from .config import DistillConfig
-
-
-def distill(manifest, out_dir, cfg=None, targets_dir=None, model=None, quiet: bool = False):
-    from .train import distill as _distill
-
-    return _distill(manifest, out_dir, cfg, targets_dir=targets_dir, model=model, quiet=quiet)
-
+from .train import distill
 
 __all__ = ["DistillConfig", "distill"]

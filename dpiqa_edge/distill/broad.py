@@ -42,12 +42,15 @@ from pathlib import Path
 import numpy as np
 
 from ..data import families as fam
+from ..data import photos as pool
 from ..data.camera import LadderSet, random_frame
 from ..data.manifest import SEVERITY_LABEL
 from ..errors import ConfigError
 from ..io import atomic_path, read_json, write_json
+from ..metrics import camera_metrics
+from ..student import build_student, load_student, save_student
 from ..student.config import StudentConfig
-from ..training import LoopConfig
+from ..training import LoopConfig, fit
 
 MAX_GROUP = 12  #: images per training group, padded to this (pristine, portrait, 3 x 2 levels, mixture x 2)
 
@@ -337,8 +340,6 @@ def tail_scores(model, features, k: int, batch: int = 64) -> np.ndarray:
 def ladder_metrics(scores, meta: dict, families=None, n_boot: int = 0) -> dict:
     """Camera metrics of ``scores`` on a cached ladder set, optionally restricted to ``families``
     (their ladders + every pristine image)."""
-    from ..metrics import camera_metrics
-
     idx = [i for i, d in enumerate(meta["distortions"]) if families is None or d == "pristine" or d in families]
     pick = lambda key: [meta[key][i] for i in idx]  # noqa: E731
     return camera_metrics(np.asarray(scores)[idx], pick("refs"), pick("scenes"), pick("distortions"), pick("levels"),
@@ -351,9 +352,6 @@ def train_tail(out_dir: Path, cfg: BroadConfig, train, val, exclude=(), quiet: b
     picking the epoch on ``val`` = :func:`load_ladders` (``select=False``: no per-epoch evaluation, the
     last epoch is the result); ``out_dir`` gets the student."""
     import torch
-
-    from ..student import build_student, save_student
-    from ..training import fit
 
     feats, meta = train
     vfeats, vmeta = val
@@ -390,9 +388,6 @@ def prepare(out_dir: Path, cfg: BroadConfig, cache=None, progress: bool = True, 
     ``photos``: ``{split: [(Photo, uint8 image), ...]}`` instead of the catalogue (tests)."""
     import torch
     from tqdm import tqdm
-
-    from ..data import photos as pool
-    from ..student import build_student
 
     torch.manual_seed(cfg.train.seed)
     student_cfg = cfg.student.resolved()
@@ -444,7 +439,6 @@ def logo(out_dir: Path, cfg: BroadConfig, cache=None, groups=None, progress: boo
         if not done.is_file():
             t0 = time.perf_counter()
             train_tail(run, cheap, train, val, exclude=fam.in_group(g), quiet=not progress, select=False)
-            from ..student import load_student
 
             model, _ = load_student(run)
             if not set(fam.in_group(g)) & set(tmeta["distortions"]):
@@ -479,7 +473,6 @@ def train_broad(out_dir: Path, cfg: BroadConfig | None = None, cache=None, progr
     if not (final / "camera.json").is_file():
         val = load_ladders(paths["val"])
         train_tail(final, cfg, load_training(paths["train"]), val, quiet=not progress)
-        from ..student import load_student
 
         model, _ = load_student(final)
         out = {"config": dataclasses.asdict(cfg), "label": SEVERITY_LABEL,

@@ -32,11 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data import camera
+from ..data import photos as pool
 from ..data.camera import SEVERITY_LABEL, LadderSet
 from ..errors import ConfigError
 from ..io import write_json
+from ..student import build_student, save_student
 from ..student.config import StudentConfig
-from ..training import LoopConfig
+from ..training import LoopConfig, fit
 
 
 def _student() -> StudentConfig:
@@ -78,7 +81,6 @@ class CameraConfig:
         lo, hi = self.frame_short_side
         if not 32 <= lo <= hi:
             raise ConfigError(f"camera: frame_short_side {self.frame_short_side} must be 32 <= lo <= hi")
-        from ..data import camera
 
         unknown = sorted(set(self.distortion_weights) - set(camera.ALL_DISTORTIONS))
         if unknown or any(w <= 0 for w in self.distortion_weights.values()):
@@ -97,8 +99,6 @@ class CameraGroups(torch.utils.data.Dataset):
     """
 
     def __init__(self, photos: list[np.ndarray], cfg: CameraConfig, preprocess):
-        from ..data import camera
-
         self.photos, self.cfg, self.pre = photos, cfg, preprocess
         self.names = list(camera.ALL_DISTORTIONS if cfg.extra_distortions else camera.CAMERA8_DISTORTIONS)
         w = np.array([cfg.distortion_weights.get(n, 1.0) for n in self.names])
@@ -108,8 +108,6 @@ class CameraGroups(torch.utils.data.Dataset):
         return len(self.photos) * self.cfg.groups_per_photo
 
     def __getitem__(self, i: int) -> dict:
-        from ..data import camera
-
         cfg = self.cfg
         rng = np.random.default_rng(np.random.randint(0, 2**31 - 1))
         frame = camera.random_frame(self.photos[i % len(self.photos)], rng, cfg.frame_short_side)
@@ -180,10 +178,6 @@ def train_camera(out_dir, cfg: CameraConfig | None = None, cache=None, quiet: bo
     and ``val`` / ``test`` = :class:`LadderSet` replace them (tests use package photos at toy sizes;
     ``test=False`` skips the held-out evaluation).
     """
-    from ..data import photos as pool
-    from ..student import build_student, save_student
-    from ..training import fit
-
     t0 = time.perf_counter()
     cfg = cfg or CameraConfig()
     out_dir = Path(out_dir)

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
+from ..config import from_dict, load_config, to_dict
 from ..student.config import STUDENT_NAMES
+from .broad import BroadConfig, train_broad
+from .broad import logo as run_logo
+from .config import DistillConfig
+from .folds import distill_folds
+from .train import distill as run
 
 
 @click.command(epilog="""\b
@@ -62,10 +68,6 @@ its last checkpoint; the best epoch by val SRCC is the result.""")
 def distill(recipe, logo, manifest, targets_dir, student, out_dir, config_file, epochs, batch_size, lr, input_size,
             map_size, score_target, w_feat, w_kd, freeze_stages, seed, mixed_precision, cpu, folds, quiet) -> None:
     """Distill the teacher into a student (paper | lite0 | timm:NAME), or train one with the camera recipe."""
-    from ..config import from_dict, load_config, to_dict
-    from .config import DistillConfig
-    from .train import distill as run
-
     if recipe == "broad":
         _broad(out_dir, config_file, logo, epochs, lr, seed, freeze_stages, quiet,
                ignored={"--data": manifest, "--targets": targets_dir, "--folds": folds, "--map-size": map_size,
@@ -97,8 +99,6 @@ def distill(recipe, logo, manifest, targets_dir, student, out_dir, config_file, 
         d["train"]["cpu"] = True
     cfg = from_dict(DistillConfig, d, where=config_file or "distill")
     if folds is not None:
-        from .folds import distill_folds
-
         result = distill_folds(manifest, out_dir, cfg, k=folds, targets_dir=targets_dir,
                                seed=cfg.train.seed, quiet=quiet)
         _print_folds(result, out_dir)
@@ -108,8 +108,7 @@ def distill(recipe, logo, manifest, targets_dir, student, out_dir, config_file, 
 
 
 def _camera(out_dir, config_file, student, input_size, epochs, batch_size, lr, seed, quiet, ignored) -> None:
-    from ..config import from_dict, load_config, to_dict
-    from .camera import CameraConfig, train_camera
+    from .camera import CameraConfig, train_camera  # lazy: distill.camera imports torch at top
 
     given = [k for k, v in ignored.items() if v is not None]
     if given:
@@ -126,9 +125,6 @@ def _camera(out_dir, config_file, student, input_size, epochs, batch_size, lr, s
 
 
 def _broad(out_dir, config_file, logo, epochs, lr, seed, freeze_stages, quiet, ignored) -> None:
-    from ..config import from_dict, load_config, to_dict
-    from .broad import BroadConfig, logo as run_logo, train_broad
-
     given = [k for k, v in ignored.items() if v is not None]
     if given:
         raise click.UsageError(f"--recipe broad does not take {', '.join(given)}")

@@ -15,12 +15,14 @@ from collections import defaultdict
 
 import numpy as np
 
+from .. import peers as peer_mod
+from ..data.manifest import mos_label, read_manifest
 from ..errors import InputError
+from ..metrics import bootstrap_ci, evaluate
+from ..student import load_student
 
 
 def _summary(pred: np.ndarray, mos: np.ndarray, kinds: list[str], n_boot: int, seed: int) -> dict:
-    from ..metrics import bootstrap_ci, evaluate
-
     overall = evaluate(pred, mos)
     out = {"srcc": overall["srcc"], "plcc": overall["plcc"], "krcc": overall["krcc"],
            "srcc_ci95": list(bootstrap_ci(pred, mos, "srcc", n=n_boot, seed=seed)), "per_distortion": {}}
@@ -46,8 +48,6 @@ def check_peers(peers) -> None:
 def peer_scores(peers: tuple[str, ...], paths: list[str], progress: bool = False) -> dict[str, np.ndarray]:
     """Each classical peer's scores of ``paths``, negated (their own scale is lower = better) so that,
     like every model here, higher = better."""
-    from .. import peers as peer_mod
-
     check_peers(peers)
     fns = {"brisque": peer_mod.brisque_scores, "niqe": peer_mod.niqe_scores}
     return {p: -fns[p](paths, progress=progress) for p in peers}
@@ -55,8 +55,7 @@ def peer_scores(peers: tuple[str, ...], paths: list[str], progress: bool = False
 
 def student_scores(student_dir: str | os.PathLike, rows, batch_size: int = 32) -> np.ndarray:
     """A saved student's scores (0-100) of manifest rows: its own preprocessing, eval mode, no augmentation."""
-    from ..student import load_student
-    from .data import DistillItems, predict
+    from .data import DistillItems, predict  # lazy: distill.data imports torch at top
 
     model, cfg = load_student(student_dir)
     items = DistillItems(rows, cfg.preprocessing(), None, cfg.map_size, cache=False)
@@ -67,8 +66,6 @@ def evaluate_student(student_dir: str | os.PathLike, manifest: str | os.PathLike
                      peers: tuple[str, ...] = PEERS, n_boot: int = 1000, seed: int = 0,
                      batch_size: int = 32, progress: bool = False) -> dict:
     """Student (and peers) vs MOS on one split of ``manifest`` (see the module docstring)."""
-    from ..data.manifest import mos_label, read_manifest
-
     rows = read_manifest(manifest).split(split).labelled()
     if len(rows) < 3:
         raise InputError(f"{manifest}: fewer than 3 labelled {split!r} rows to evaluate on")

@@ -22,7 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.manifest import mos_label, read_manifest
+from ..data.splits import grouped_folds
 from ..errors import InputError
+from ..io import write_json
+from .config import DistillConfig
+from .evaluate import PEERS, _summary, check_peers, peer_scores, student_scores
+from .train import _say, distill
 
 
 def _mean(values) -> float:
@@ -33,8 +39,6 @@ def _mean(values) -> float:
 
 def fold_splits(rows, k: int, seed: int = 0) -> list[dict[str, str]]:
     """Per fold, ``path -> split``: fold i's groups ``test``, fold i+1's ``val``, the others ``train``."""
-    from ..data.splits import grouped_folds
-
     folds = grouped_folds([r.group for r in rows], k, seed)
     fold_of = np.empty(len(rows), dtype=int)
     for f, (_, test_idx) in enumerate(folds):
@@ -48,12 +52,6 @@ def distill_folds(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg=N
                   peers: tuple[str, ...] | None = None, n_boot: int = 1000, quiet: bool = False) -> dict:
     """Train ``k`` students on grouped folds of ``manifest``'s labelled rows (all splits); returns the
     content of ``out_dir/folds.json`` (see the module docstring). ``peers``: default BRISQUE and NIQE."""
-    from ..data.manifest import mos_label, read_manifest
-    from ..io import write_json
-    from .config import DistillConfig
-    from .evaluate import PEERS, _summary, check_peers, peer_scores, student_scores
-    from .train import _say, distill
-
     cfg = cfg or DistillConfig()
     peers = PEERS if peers is None else tuple(peers)
     check_peers(peers)  # before K trainings, not after

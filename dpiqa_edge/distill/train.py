@@ -18,8 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.manifest import Manifest, is_synthetic, read_manifest
 from ..errors import ConfigError, InputError
 from ..io import write_json
+from ..metrics import plcc, srcc
+from ..student import build_student, save_student
+from ..teacher.targets import Targets
+from ..training import fit
 from .config import DistillConfig
 
 
@@ -32,8 +37,7 @@ def _say(msg: str, quiet: bool = False) -> None:
 
 def split_metrics(model, items, batch_size: int = 32) -> dict:
     """SRCC/PLCC of the model's scores vs each item's MOS (teacher score where MOS is empty)."""
-    from ..metrics import plcc, srcc
-    from .data import predict
+    from .data import predict  # lazy: distill.data imports torch at top
 
     target = np.array([r.mos if r.mos is not None else np.nan for r in items.rows], dtype=float)
     if items.targets is not None:
@@ -66,11 +70,8 @@ def distill(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg: Distil
     """
     import torch
 
-    from ..data.manifest import Manifest, is_synthetic, read_manifest
-    from ..student import build_student, save_student
-    from ..training import fit
-    from .data import DistillItems, PrefixCache
-    from .losses import distill_loss
+    from .data import DistillItems, PrefixCache  # lazy: distill.data imports torch at top
+    from .losses import distill_loss  # lazy: distill.losses imports torch at top
 
     t0 = time.perf_counter()
     cfg = cfg or DistillConfig()
@@ -82,8 +83,6 @@ def distill(manifest: str | os.PathLike, out_dir: str | os.PathLike, cfg: Distil
         rows = Manifest([dataclasses.replace(r, split=splits[r.path]) for r in rows if r.path in splits], rows.path)
     targets = None
     if targets_dir is not None:
-        from ..teacher.targets import Targets
-
         targets = Targets(targets_dir)
     elif cfg.needs_targets:
         if cfg.score_target == "teacher":

@@ -26,11 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .base import PRECISIONS, TARGETS, ExportSettings, check_options, default_out_dir, newest_student
-from .source import OnnxSource, reference_outputs, source_noise, torch_available
-from .targets import Int8Settings, Target
+from .. import models
 from ..data.manifest import read_manifest, sample_rows
-from ..errors import ConfigError, MODULE_EXTRA, MissingExtraError, ModelLoadError
+from ..errors import MODULE_EXTRA, ConfigError, MissingExtraError, ModelLoadError
 from ..io import atomic_path, check_out_dir, read_json, sha256_file, write_json, write_text
 from ..quantize.calib import load_calibration
 from ..quantize.gate import DEFAULT_MAX_DROP, enforce_gate, srcc_gate
@@ -38,7 +36,12 @@ from ..quiet import LOG_NAME, third_party_output
 from ..runtime.artifact import encode_metadata
 from ..runtime.backends import load_backend
 from ..runtime.preprocess import Preprocess
+from ..student import load_student
+from ..student.checkpoint import weights_file
 from . import card, parity
+from .base import PRECISIONS, TARGETS, ExportSettings, check_options, default_out_dir, newest_student
+from .source import OnnxSource, reference_outputs, source_noise, torch_available
+from .targets import Int8Settings, Target
 
 __all__ = ["export_model", "TARGETS", "PRECISIONS", "ExportSettings"]
 
@@ -87,7 +90,6 @@ def export_model(model_dir: str | os.PathLike | None, target: str, precision: st
     """
     say = log or (lambda _m: None)
     t0 = time.perf_counter()
-    from .. import models
 
     if model_dir == models.NAME:
         # the shipped model brings its own frames (calibration: train rows; parity and the gate: test rows)
@@ -166,8 +168,6 @@ class _Job:
 def _prepare(model_dir, target, precision, out_dir, given, say, int8_options) -> _Job:
     """Step 1: validate the request against the targets table, find and load the student, and fix the
     settings it exports with."""
-    from ..student import load_student
-
     spec = check_options(target, precision, given)
     _need_modules(target, precision)
     model_dir, name = _find_model(model_dir, say)
@@ -203,7 +203,6 @@ def _reference(job: _Job, parity_data, parity_images, gate_images, calib, calib_
                accuracy_control) -> None:
     """Step 2: real images and what the torch model says on them: parity images and outputs, the gate
     threshold (val), int8 calibration and held-out sets, and the metadata every copy carries."""
-    from ..student.checkpoint import weights_file
     manifest = parity_data or job.prov.get("manifest")
     if manifest is not None and not Path(manifest).is_file():
         if parity_data is not None:
@@ -296,8 +295,6 @@ def _describe(job: _Job, tmp: Path, artifact: Path, info, label: str, par, gate,
 def _find_model(model_dir, say) -> tuple[Path, str | None]:
     """``--model``: a folder; ``default`` = the shipped float checkpoint; omitted = the newest student under
     ./runs/, else the shipped default. Returns (folder, name for the default export folder or None)."""
-    from .. import models
-
     if model_dir == models.NAME:
         return Path(models.default_student()), models.NAME
     if model_dir is not None:
@@ -368,8 +365,6 @@ def _int8_gate(model, backend, test, max_srcc_drop, out) -> dict[str, Any]:
 def _onnx_source(name: str | None, target: str, say):
     """The shipped float ONNX as the source of an onnx / openvino / web export of the default model (no torch
     needed, and every such export is checked against the same float graph), else None (a torch student)."""
-    from .. import models
-
     if name != models.NAME or not TARGETS[target].onnx_source or not models.has_float_onnx():
         return None
     path = models.default_float_onnx()
@@ -393,8 +388,6 @@ def _reuse_shipped_int8(out_dir, say) -> Path:
     INT8 ONNX: copy it (its export.json holds the parity and accuracy gate it passed when it was built)."""
     import shutil
 
-    from .. import models
-
     src = models.default_artifact()
     out = Path(out_dir) if out_dir is not None else default_out_dir(src, "onnx", "int8", name=models.NAME)
     with atomic_path(out) as tmp:
@@ -416,7 +409,6 @@ def _need_modules(target: str, precision: str) -> None:
     """A missing converter (the target's declared ``requires``, int8: and ``requires_int8``) is one line naming
     the extra, before minutes of work (not a traceback after)."""
     import importlib.util
-
 
     spec = TARGETS[target]
     needed = tuple(spec.requires) + (tuple(spec.requires_int8) if precision == "int8" else ())

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import __version__
 from ..data.manifest import read_manifest, sample_rows
+from .source import reference_outputs as torch_outputs
 from .targets.ort_kernels import kernel_summary
 
 VAL_CAP = 128  #: val images scored for the threshold at most (a seeded sample; ~10 s CPU at 224 px)
@@ -101,8 +102,6 @@ def _has_val(manifest: str | None) -> bool:
 
 
 def _calibrate(model, preprocess, manifest: str | None, photos_x: np.ndarray) -> dict[str, Any]:
-    from .source import reference_outputs as torch_outputs  # the source model: torch, or a float ONNX
-
     if manifest is not None:
         rows = read_manifest(manifest).split("val")
         if rows and all(r.level is not None for r in rows) and any(r.level == 0 for r in rows):

@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from ..student.onnx_graph import prepare_proto
+
+
 class OnnxSource:
     """A float ONNX (input ``image`` float32 N x 3 x H x W in 0..1, outputs ``score``, ``quality_map``) as
     an export's source model.
@@ -55,8 +58,6 @@ class OnnxSource:
         return self._session
 
     def export_proto(self, raw_input: bool, dynamic_batch: bool):
-        from ..student.onnx_graph import prepare_proto
-
         return prepare_proto(self.path, raw_input, dynamic_batch)
 
     def run(self, x: np.ndarray, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:

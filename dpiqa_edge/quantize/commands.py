@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .prune import prune_student
+
 EPILOG = """\b
 Examples:
   dpiqa-edge prune --student runs/lite0 --ratio 0.3 --data synth/manifest.csv \\
@@ -42,6 +44,4 @@ def prune(**kwargs) -> None:
     RATIO of its channels (DepGraph removes coupled layers together). Reports params, GMACs and SRCC
     before/after (labelled synthetic pseudo-MOS on the synthetic set).
     """
-    from .prune import prune_student
-
     prune_student(**kwargs)

@@ -30,11 +30,17 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
 from ..config import from_dict
 from ..data.manifest import mos_label, read_manifest
+from ..distill.config import DistillConfig
+from ..distill.train import distill
+from ..errors import ConfigError, InputError
 from ..io import read_json, write_json
 from ..metrics import srcc
+from ..student import load_student, save_student
+from ..student.cost import complexity
+from ..student.widths import record_widths
+from ..teacher.targets import Targets
 
 PROTECTED = ("map_branch", "head")  #: Student attributes whose outputs are never pruned
 IMPORTANCES = ("magnitude", "taylor")
@@ -50,8 +56,6 @@ def protected_modules(model) -> list:
 
 def model_cost(model, size: int) -> dict:
     """Parameters and GMACs of one ``size`` x ``size`` image (the student stage's own counter)."""
-    from ..student.cost import complexity
-
     was_training = model.training
     cost = complexity(model, size)
     model.train(was_training)
@@ -142,8 +146,6 @@ def _taylor_batches(manifest, targets_dir, dcfg, n_batches: int, batch_size: int
 
     targets = None
     if targets_dir is not None:
-        from ..teacher.targets import Targets
-
         targets = Targets(targets_dir)
     rows = [r for r in manifest.split("train") if r.mos is not None or (targets is not None and r.path in targets)]
     if not rows:
@@ -160,8 +162,6 @@ def _recovery_config(student_dir: Path, scfg, epochs: int, lr: float | None, bat
                      freeze_stages: int = 0):
     """The student's own distillation recipe (from its config.json provenance), shortened for recovery."""
     import dataclasses
-
-    from ..distill.config import DistillConfig
 
     recipe = (read_json(student_dir / "config.json").get("provenance") or {}).get("distill")
     dcfg = from_dict(DistillConfig, recipe, where=f"{student_dir}/config.json:provenance.distill") if recipe else DistillConfig()
@@ -195,9 +195,6 @@ def prune_student(student_dir, ratio: float, manifest, targets_dir, out_dir, imp
     """
     import dataclasses
 
-    from ..student import load_student, save_student
-    from ..student.widths import record_widths
-
     say = (lambda _m: None) if quiet else print
     t0 = time.perf_counter()
     student_dir, out_dir = Path(student_dir), Path(out_dir)
@@ -227,7 +224,6 @@ def prune_student(student_dir, ratio: float, manifest, targets_dir, out_dir, imp
     provenance = {"pruned_from": str(student_dir.resolve()), "manifest": str(Path(manifest).resolve())}
     if finetune_epochs > 0:
         dcfg = dataclasses.replace(dcfg, student=pruned_cfg)
-        from ..distill.train import distill
 
         distill(manifest, out_dir, dcfg, targets_dir=targets_dir, model=model, quiet=quiet)
         model, _ = load_student(out_dir)  # exactly what was saved: proves the width map rebuilds it

@@ -3,27 +3,14 @@ with cost (size, parameters, GMACs, latency here), as report.json (versioned sch
 a self-contained index.html and PNG plots.
 
 ``make_report(manifest, teacher_scores, variants, out_dir, max_srcc_drop=None, ...) -> Path``
-(ARCHITECTURE.md). Names resolve lazily so importing the package loads neither matplotlib nor a backend.
+(ARCHITECTURE.md). Importing the package loads neither matplotlib nor jsonschema nor a backend: each is
+imported where it is used.
 """
 
 from __future__ import annotations
 
-import importlib
+from .build import assemble_report, make_report, read_teacher_scores, write_report
+from .schema import REPORT_SCHEMA, SCHEMA_VERSION, validate_report
 
-_LAZY = {
-    "make_report": ".build",
-    "assemble_report": ".build",
-    "write_report": ".build",
-    "read_teacher_scores": ".build",
-    "validate_report": ".schema",
-    "REPORT_SCHEMA": ".schema",
-    "SCHEMA_VERSION": ".schema",
-}
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["REPORT_SCHEMA", "SCHEMA_VERSION", "assemble_report", "make_report", "read_teacher_scores", "validate_report",
+           "write_report"]

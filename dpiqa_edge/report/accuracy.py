@@ -20,6 +20,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..metrics import bootstrap_ci, evaluate
+from ..quantize.gate import srcc_gate
+
 MOS_METRICS = ("srcc", "krcc", "plcc", "plcc_fitted", "rmse")
 
 
@@ -40,8 +43,6 @@ def _arr(x: Sequence[float], name: str) -> np.ndarray:
 
 def vs_mos(pred: Sequence[float], mos: Sequence[float], *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Each of ``MOS_METRICS`` as ``{"value", "ci95": [lo, hi]}`` (bootstrap over images, 95%)."""
-    from ..metrics import bootstrap_ci, evaluate
-
     p, m = _arr(pred, "pred"), _arr(mos, "mos")
     values = evaluate(p, m)
     out: dict[str, Any] = {}
@@ -65,8 +66,6 @@ def _ci_bounds(ci: Any) -> tuple[float, float]:
 
 
 def srcc(a: Sequence[float], b: Sequence[float]) -> float | None:
-    from ..metrics import evaluate
-
     return _num(evaluate(_arr(a, "a"), _arr(b, "b"))["srcc"])
 
 
@@ -87,8 +86,6 @@ def vs_parent(pred: Sequence[float], parent: Sequence[float], mos: Sequence[floa
     """DESIGN's SRCC drop of a compressed variant against its float parent, on the same images, with its
     paired bootstrap 95% interval: the accuracy gate's own measurement (``quantize.gate.srcc_gate``,
     measured without a budget; the report's verdict is :func:`gate_failures`)."""
-    from ..quantize.gate import srcc_gate
-
     g = srcc_gate(_arr(parent, "parent"), _arr(pred, "pred"), _arr(mos, "mos"), None, n_boot=n_boot, seed=seed)
     ci = g["drop_ci95"]
     return {"parent": parent_name, "srcc_drop": _num(g["drop"]),

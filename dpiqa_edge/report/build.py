@@ -18,9 +18,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import __version__
+from ..data.manifest import is_synthetic, mos_label, read_manifest
 from ..errors import GateError, InputError
 from ..io import read_json, write_json, write_text
-from . import accuracy
+from . import accuracy, plots
+from .camera import camera_section, is_ladder
+from .html import render_html, render_markdown
 from .schema import SCHEMA_ID, SCHEMA_VERSION, validate_report
 from .variants import ScoredVariant, assign_parents, interleaved_latency, score_variant, timestamp, unique_names
 
@@ -118,8 +121,6 @@ def assemble_report(*, manifest: str, split: str, paths: Sequence[str], mos: Seq
             for name, raw in (references or {}).items()]
     cam = None
     if ladder is not None:
-        from .camera import camera_section
-
         cam = camera_section(ladder, variants, references or {}, label=mos_label, n_boot=n_boot, seed=seed, logo=logo)
     return {
         "schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION, "dpiqa_edge_version": __version__,
@@ -137,9 +138,6 @@ def assemble_report(*, manifest: str, split: str, paths: Sequence[str], mos: Seq
 
 def write_report(report: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     """Draw the plots, validate, then write report.json, report.md and index.html. Returns report.json."""
-    from . import plots
-    from .html import render_html, render_markdown
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     label = report["data"]["mos_label"]
@@ -196,8 +194,6 @@ def make_report(manifest: str | os.PathLike, teacher_scores: str | os.PathLike |
         logo: a ``logo.json`` from ``distill --recipe broad --logo`` (camera ladders only): the held-out-group
             table of the camera section, beside BRISQUE's and NIQE's tau on the same groups.
     """
-    from ..data.manifest import read_manifest
-
     # 1. held-out images with a MOS, and the teacher's scores for exactly those
     man = read_manifest(manifest)
     rows = man.split(split).labelled()
@@ -231,8 +227,6 @@ def make_report(manifest: str | os.PathLike, teacher_scores: str | os.PathLike |
     if peers:
         refs, notes = _peer_scores(paths)
     # 4. numbers -> files (a camera ladder set adds the camera section)
-    from ..data.manifest import is_synthetic, mos_label
-    from .camera import is_ladder
 
     synth = is_synthetic(manifest) if synthetic is None else synthetic
     levels, ref_names = [r.level for r in rows], [r.ref for r in rows]

@@ -16,6 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..data.families import FAMILIES
+from ..metrics import camera_metrics
 from .accuracy import _num
 
 
@@ -55,8 +57,6 @@ def gate_rates(scores: Sequence[float], levels: Sequence[int], threshold: float 
 
 def per_group(per_distortion: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Mean tau of each family group (:data:`dpiqa_edge.data.families.GROUPS`) over its families present."""
-    from ..data.families import FAMILIES
-
     groups: dict[str, list[float]] = {}
     for d, m in per_distortion.items():
         g = FAMILIES[d].group if d in FAMILIES else ("mixture" if d == "mixture" else None)
@@ -68,8 +68,6 @@ def per_group(per_distortion: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def camera_row(name: str, kind: str, scores: Sequence[float], ladder: dict[str, Any], *, threshold=None,
                n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """One model's camera metrics; ``scores`` oriented higher = better (negate a raw peer first)."""
-    from ..metrics import camera_metrics
-
     m = camera_metrics(scores, ladder["refs"], ladder["scenes"], ladder["distortions"], ladder["levels"],
                        n_boot=n_boot, seed=seed)
     per = {d: _metric(v["tau"], v["ci"]) for d, v in m["per_distortion"].items()}

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from ..runtime.scorer import read_only_coreml
+from .build import make_report
+
 EPILOG = """\b
 Example (after the demo):
   dpiqa-edge report --data runs/demo/data/manifest.csv --teacher-scores runs/demo/targets/scores.csv \\
@@ -47,9 +50,6 @@ def report(manifest, teacher_scores, variants, more_variants, out_dir, split, ma
     Writes report.json (versioned, validated schema), report.md, a self-contained index.html and PNG
     plots (predicted vs teacher / MOS, SRCC-drop bars, accuracy-vs-latency Pareto chart).
     """
-    from ..runtime.scorer import read_only_coreml
-    from .build import make_report
-
     read_only_coreml(list(variants) + list(more_variants))  # report never converts: coremltools without torch
 
     out = make_report(manifest, teacher_scores, list(variants) + list(more_variants), out_dir,

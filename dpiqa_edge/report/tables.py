@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..data.families import FAMILIES
+
 
 def fmt(v: Any, digits: int = 4) -> str:
     if v is None:
@@ -116,8 +118,6 @@ def camera_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def camera_family_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Tau per distortion family (rows) for every model and peer (columns), with the family's group."""
-    from ..data.families import FAMILIES
-
     cam = report["camera"]
     head = ["family", "group"] + [r["name"] for r in cam["rows"]]
     names = list(next(iter(cam["rows"]))["per_distortion"])

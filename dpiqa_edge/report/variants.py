@@ -21,8 +21,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..errors import ModelLoadError
 from ..io import dir_size, read_json, sha256_file
 from ..runtime.formats import format_of
+from ..runtime.scorer import QualityScorer, read_metadata_value
+from ..student import complexity, load_student
+from ..timing import summarize_times, time_fn
 
 EMULATED_LABEL = "emulated on Linux"
 NO_LATENCY_ON_LINUX = "n/a on Linux"
@@ -104,9 +108,6 @@ def params_gmacs(export: dict[str, Any], size: int) -> tuple[int | None, float |
         return None, None, "params/GMACs n/a: source checkpoint not found (export.json source.model_dir)"
     key = (str(model_dir.resolve()), int(size))
     if key not in _COMPLEXITY:
-        from ..errors import ModelLoadError
-        from ..student import complexity, load_student
-
         try:
             c = complexity(load_student(model_dir)[0], size=size)
         except ModelLoadError as exc:  # e.g. an ONNX-only import: no torch model to count
@@ -134,8 +135,6 @@ def _pruned_from_sha(export: dict[str, Any]) -> str | None:
 
 def measure_latency(run: Callable[[], Any], repeats: int, warmup: int = 2) -> dict[str, Any]:
     """p50 (median) / p95 wall time in ms of ``run()``, timed by ``timing.time_fn``, as the benchmarks are."""
-    from ..timing import time_fn
-
     t = time_fn(run, warmup=warmup, repeat=repeats)
     return {"p50": float(t.median_ms), "p95": float(t.p95_ms), "repeats": int(t.repeat)}
 
@@ -153,8 +152,6 @@ def score_variant(artifact: str | os.PathLike, paths: Sequence[str], *, threads:
         latency_repeats: timed batch-1 runs (0 skips latency); CoreML has none on Linux regardless.
         progress: called with the number of images scored after each chunk.
     """
-    from ..runtime.scorer import QualityScorer, read_metadata_value
-
     # 1. load through the runtime's one path
     artifact = Path(artifact)
     folder, export = _export_json(artifact)
@@ -204,9 +201,6 @@ def interleaved_latency(variants: list[ScoredVariant], image: str, repeats: int,
     in turn, ``repeats`` rounds), and fill ``cost["latency_ms"]``. On a shared machine a burst of load then
     hits every variant alike; timed one after another, minutes apart, an INT8 model and its float parent
     can swap places by chance. CoreML (emulated on Linux) keeps its note."""
-    from ..timing import summarize_times
-    from ..runtime.scorer import QualityScorer
-
     timed = [v for v in variants if v.label != EMULATED_LABEL and v.backend != "coreml"]
     runs = {}
     for v in timed:

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..errors import ModelLoadError
 from .formats import BY_SUFFIX, FORMATS, file_types
 from .schema import check_export_record, check_metadata, check_name
@@ -71,7 +72,6 @@ def decode_metadata(raw: dict[str, str], where: str) -> dict[str, Any]:
 def check_producer_version(version: str, where: str) -> None:
     """Refuse an artifact written by a newer dpiqa-edge (its metadata may mean what this one cannot read)
     or by another major version; older releases of the same major version are read."""
-    from .. import __version__
 
     def parse(v: str) -> tuple[int, ...]:
         return tuple(int(p) for p in str(v).split("+")[0].split(".")[:3])

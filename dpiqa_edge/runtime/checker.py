@@ -15,9 +15,10 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..errors import DpiqaError
+from ..errors import ConfigError, DpiqaError
 from .gate import CameraGate, judge_image
-from .sources import Item, Source, batched, cpu_workers, decode_images, video_frames
+from .scorer import QualityScorer
+from .sources import Item, Source, batched, cpu_workers, decode_images, expand_inputs, video_frames
 
 FAILING = ("retake", "error")
 #: decoded images and frames held ahead of and inside one inference call, in bytes: ``--batch-size``
@@ -174,10 +175,6 @@ def run_check(artifact, inputs: list[str], *, threshold: float | None = None, ba
     ModelLoadError / ConfigError like the command (exit 2 cases), never for a bad input.
     """
     import time
-
-    from ..errors import ConfigError
-    from .scorer import QualityScorer
-    from .sources import expand_inputs
 
     scorer = QualityScorer(artifact, threads=threads, batch_size=batch_size)
     threshold = scorer.gate_threshold if threshold is None else threshold

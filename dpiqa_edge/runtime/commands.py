@@ -7,7 +7,11 @@ import sys
 
 import click
 
-from ..errors import ConfigError
+from ..errors import ConfigError, printable
+from ..models import resolve_artifact
+from .checker import check_sources, segments, summarise
+from .scorer import QualityScorer, read_only_coreml
+from .sources import Source, expand_inputs
 
 EPILOG = """\b
 Examples:
@@ -58,11 +62,6 @@ def _finite(param, value):
 def check(artifact, inputs, camera, max_frames, threshold, as_json, batch_size, threads, precision_hint, recursive, min_stable,
           hysteresis) -> None:
     """Check image quality with an exported model: 0-100 per image or frame, keep or retake."""
-    from ..models import resolve_artifact
-    from .checker import check_sources, segments, summarise
-    from .scorer import QualityScorer, read_only_coreml
-    from .sources import Source, expand_inputs
-
     # 1. inputs and model (usage and load errors exit 2 before any work)
     if not inputs and camera is None:
         raise click.UsageError("give at least one image, folder or video, or --camera N")
@@ -122,8 +121,6 @@ def _print_table(rows, scorer, threshold, summary) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
-
-    from ..errors import printable
 
     style = {"keep": "green", "retake": "yellow", "error": "red", "wait": "dim"}
     table = Table(title=escape(printable(f"{scorer.label} - threshold {threshold:g} (0-100, higher = better)")))

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import ModelLoadError
+from .formats import FORMATS
 
 #: model input side in pixels: the smallest a CNN student runs at, the largest any export is asked for
 #: (DP-IQA trains at 512; 4096 x 4096 x 3 float32 is 200 MB per image, already far beyond a phone)
@@ -147,8 +148,6 @@ def check_runtime_options(value: Any, target: str, where: Any, field: str = "run
 def check_metadata(meta: dict[str, Any], where: Any) -> dict[str, Any]:
     """Decoded artifact metadata (``runtime.artifact.decode_metadata``'s result): every field the runtime
     uses, typed and bounded. Returns ``meta`` unchanged."""
-    from .formats import FORMATS
-
     check_str(meta.get("target"), where, "metadata target", tuple(FORMATS))
     check_str(meta.get("precision"), where, "metadata precision", PRECISIONS)
     check_str(meta.get("input_name"), where, "metadata input_name")

@@ -20,6 +20,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..errors import ModelLoadError
+from ..models import default_artifact
+from ..quiet import default_log, third_party_output
+from .backends import load_backend
+from .backends.coreml_mil import import_coremltools_for_reading
 from .image import ImageInput, _name
 from .preprocess import Preprocess
 
@@ -69,8 +73,6 @@ def channels_to_bgr(channels: str | None, bgr: bool | None, src: Any = None, *, 
 
 def _load_backend(artifact: Any, **kwargs: Any) -> Any:
     """The one loader (``runtime.backends.load_backend``), behind a seam the tests can replace."""
-    from .backends import load_backend
-
     return load_backend(artifact, **kwargs)
 
 
@@ -96,8 +98,6 @@ def read_only_coreml(artifacts) -> Any:
 
     if sys.platform == "darwin" or not any(is_coreml(a) for a in artifacts if a is not None):
         return None
-    from ..quiet import default_log, third_party_output
-    from .backends.coreml_mil import import_coremltools_for_reading
 
     log = default_log()
     before = log.stat().st_size if log.is_file() else 0
@@ -119,8 +119,6 @@ def load_quietly(artifact: Any, log_file: Any = None, **kwargs: Any) -> tuple[An
     """``_load_backend`` with what a CoreML / OpenVINO library prints while loading sent to ``log_file``
     (default ``quiet.default_log()``); returns (backend, the log path when something was written there, else
     None). ``--verbose`` / ``DPIQA_VERBOSE=1`` lets it through."""
-    from ..quiet import default_log, third_party_output
-
     if not _noisy(artifact):
         return _load_backend(artifact, **kwargs), None
     from pathlib import Path
@@ -187,8 +185,6 @@ class QualityScorer:
     ):
         if backend is None:
             if artifact is None or (isinstance(artifact, str) and artifact == "default"):
-                from ..models import default_artifact
-
                 artifact = default_artifact()
             backend, self.library_log = load_quietly(artifact, log_file, precision_hint=precision_hint, threads=threads)
         else:

@@ -24,7 +24,9 @@ from .. import __version__
 from ..config import from_dict
 from ..errors import ConfigError, ModelLoadError
 from ..io import atomic_path, read_json, write_json
+from ..runtime.schema import check_config
 from .config import StudentConfig
+from .widths import apply_widths
 
 MODEL_TYPE = "dpiqa_student"
 
@@ -75,8 +77,6 @@ def read_student_config(directory: str | os.PathLike) -> tuple[StudentConfig, di
         raise ModelLoadError(f"{directory}: student folder not found")
     meta = read_json(directory / "config.json")
     if isinstance(meta, dict) and meta.get("model_type") == MODEL_TYPE:
-        from ..runtime.schema import check_config
-
         check_config(meta, directory / "config.json")  # sizes, names and thresholds before anything is built
     if not isinstance(meta, dict) or meta.get("model_type") != MODEL_TYPE:
         got = meta.get("model_type") if isinstance(meta, dict) else type(meta).__name__
@@ -95,7 +95,7 @@ def load_student(directory: str | os.PathLike, allow_onnx: bool = False):
     (onnxruntime behind the student forward); otherwise it is a one-line error saying what it can do."""
     from safetensors.torch import load_model
 
-    from .models import build_student
+    from .models import build_student  # lazy: student.models imports torch at top
 
     directory = Path(directory)
     cfg, meta = read_student_config(directory)
@@ -104,7 +104,7 @@ def load_student(directory: str | os.PathLike, allow_onnx: bool = False):
         if not allow_onnx:
             raise ModelLoadError(f"{directory}: an ONNX-only import ({reason}); it has no torch weights: "
                                  "only export --target onnx|openvino takes it")
-        from .onnx_student import OnnxStudent
+        from .onnx_student import OnnxStudent  # lazy: student.onnx_student imports torch at top
 
         return OnnxStudent(directory / "model.onnx", reason), cfg
     weights = directory / "model.safetensors"
@@ -113,8 +113,6 @@ def load_student(directory: str | os.PathLike, allow_onnx: bool = False):
     # Build without any pretrained load: the safetensors file holds every weight.
     model = build_student(replace(cfg, pretrained=False, weights=None))
     if cfg.widths is not None:
-        from .widths import apply_widths
-
         apply_widths(model, cfg.widths)
     try:
         load_model(model, str(weights), strict=True)

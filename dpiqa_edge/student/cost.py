@@ -6,14 +6,15 @@ MACs come from ``torch.utils.flop_counter.FlopCounterMode`` (counts conv, linear
 
 from __future__ import annotations
 
+from .config import StudentConfig
+
 
 def complexity(model_or_cfg, size: int = 512) -> dict:
     """``{"params": int, "params_m": float, "gmacs": float, "input_size": size}`` for one image."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .config import StudentConfig
-    from .models import build_student
+    from .models import build_student  # lazy: student.models imports torch at top
 
     if isinstance(model_or_cfg, StudentConfig):
         from dataclasses import replace

@@ -17,6 +17,8 @@ from torch import nn
 
 from ..errors import ConfigError, ModelLoadError
 from .config import StudentConfig, student_family
+from .lite0 import LITE0_MEAN, LITE0_STD, build_lite0_classifier
+from .torchvision_backbone import efficientnet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -219,8 +221,6 @@ def _norm(model) -> tuple[tuple, tuple]:
 def _build_paper(cfg: StudentConfig) -> Student:
     """The authors' layout: a torchvision EfficientNet whose pooling and classifier are Identity (no
     parameters), its ``features`` map -> ConvTranspose2d -> ReLU -> nearest resize -> flatten MLP."""
-    from .torchvision_backbone import efficientnet
-
     model, channels = efficientnet(cfg.variant, pretrained=bool(cfg.pretrained), weights=cfg.weights)
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if cfg.normalize == "imagenet" else (None, None)
     return Student(Backbone(model, "torchvision", channels), cfg.map_size, cfg.head, cfg.head_hidden,
@@ -228,8 +228,6 @@ def _build_paper(cfg: StudentConfig) -> Student:
 
 
 def _build_lite0(cfg: StudentConfig) -> Student:
-    from .lite0 import LITE0_MEAN, LITE0_STD, build_lite0_classifier
-
     if cfg.weights:
         raise ConfigError("student lite0: uses the bundled ImageNet weights; give weights via timm:NAME instead")
     model = build_lite0_classifier(pretrained=bool(cfg.pretrained), num_classes=0, global_pool="")

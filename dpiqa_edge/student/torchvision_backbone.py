@@ -17,6 +17,7 @@ ImageNet weights, never through a pickle we did not write without ``weights_only
 from __future__ import annotations
 
 from ..errors import ConfigError, ModelLoadError
+from ..hub import resolve_file
 
 
 def efficientnet(variant: str, pretrained: bool = False, weights: str | None = None):
@@ -54,8 +55,6 @@ def _torchvision_imagenet(variant: str) -> dict:
 
 def _read_weights(spec: str) -> dict:
     import torch
-
-    from ..hub import resolve_file
 
     path = resolve_file(spec, "paper student weights", ("*.safetensors",))
     try:

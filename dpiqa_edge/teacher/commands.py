@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import click
 
+from ..config import load_config
+from .score import score_teacher
+from .train import TeacherRunConfig, config_summary, train_teacher
+
 TRAIN_EPILOG = """\b
 Sources (pick one):
   --sd-path SD_DIR --clip-path CLIP_DIR   real SD-1.5 (diffusers layout) + CLIP ViT-L/14 text model;
@@ -58,9 +62,6 @@ def train(manifest, out_dir, sd_path, clip_path, prompt_embeddings, tiny, config
     import shutil
     from pathlib import Path
 
-    from ..config import load_config
-    from .train import TeacherRunConfig, config_summary, train_teacher
-
     cfg = load_config(TeacherRunConfig, config_file, image_size=image_size, decoder_width=decoder_width,
                       map_size=map_size, vae_input_range=vae_input_range, rank_weight=rank_weight)
     loop_over = dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, save_every_steps=save_every_steps,
@@ -87,7 +88,5 @@ def score(teacher_dir, manifest, out_dir, batch_size, shard_size, cpu, quiet) ->
 
     Runs on the GPU when present, sharded over processes under `accelerate launch`; an interrupted run
     resumes shard by shard."""
-    from .score import score_teacher
-
     click.echo(str(score_teacher(teacher_dir, manifest, out_dir, batch_size=batch_size, shard_size=shard_size,
                                  cpu=cpu, progress=not quiet)))

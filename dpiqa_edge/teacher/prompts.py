@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 
 from ..errors import ModelLoadError
+from ..hub import CLIP_FILES, resolve_folder
+from ..io import atomic_path
 
 QUALITIES = ("bad", "poor", "fair", "good", "perfect")
 SCENES = ("animal", "cityscape", "human", "indoor", "landscape", "night", "plant", "still_life", "others")
@@ -46,8 +48,6 @@ def embed_prompts(clip_dir: str | os.PathLike, batch_size: int = 128, device: st
     """Pooled, projected CLIP text features of every prompt -> float32 tensor (1485, projection_dim)."""
     import torch
     from transformers import CLIPTextModelWithProjection, CLIPTokenizer
-
-    from ..hub import CLIP_FILES, resolve_folder
 
     clip_dir = resolve_folder(clip_dir, "--clip-path (CLIP text model)", CLIP_FILES)
     if not (clip_dir / "config.json").is_file():
@@ -92,8 +92,6 @@ def load_prompt_embeddings(path: str | os.PathLike):
 def save_prompt_embeddings(emb, path: str | os.PathLike) -> Path:
     """Write the matrix so ``--prompt-embeddings`` can reuse it without the CLIP folder."""
     from safetensors.torch import save_file
-
-    from ..io import atomic_path
 
     with atomic_path(path) as tmp:
         save_file({"prompt_embeddings": emb.contiguous().float()}, str(tmp))

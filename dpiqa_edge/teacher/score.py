@@ -11,6 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..data.manifest import read_manifest
+from ..errors import ConfigError
+from ..io import read_json, sha256_file
+from .config import teacher_preprocess
+from .targets import finalize_targets, read_shard_paths, shard_name, write_shard
+
 
 def score_teacher(teacher_dir, manifest, out_dir, *, batch_size: int = 8, shard_size: int = 256,
                   cpu: bool = False, progress: bool = True) -> Path:
@@ -19,11 +25,7 @@ def score_teacher(teacher_dir, manifest, out_dir, *, batch_size: int = 8, shard_
     from accelerate import PartialState
     from tqdm.auto import tqdm
 
-    from ..data.manifest import read_manifest
-    from ..errors import ConfigError
-    from ..io import sha256_file
-    from .model import load_teacher, teacher_preprocess
-    from .targets import finalize_targets, read_shard_paths, shard_name, write_shard
+    from .model import load_teacher  # lazy: teacher.model imports torch at top
 
     if batch_size < 1 or shard_size < 1:
         raise ConfigError(f"teacher score: batch_size ({batch_size}) and shard_size ({shard_size}) must be >= 1")
@@ -58,8 +60,6 @@ def score_teacher(teacher_dir, manifest, out_dir, *, batch_size: int = 8, shard_
     state.wait_for_everyone()
     # 3. the main process writes scores.csv and index.json once every shard is there.
     if state.is_main_process:
-        from ..io import read_json
-
         meta = read_json(Path(teacher_dir) / "config.json")
         if not todo:
             map_size = meta["config"]["map_size"]

@@ -20,8 +20,16 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import to_dict
+from ..data.manifest import read_manifest
 from ..errors import ConfigError
-from ..training import LoopConfig
+from ..io import atomic_path, write_json
+from ..metrics import plcc, srcc
+from ..quiet import LOG_NAME, third_party_output
+from ..training import LoopConfig, fit
+from .config import TeacherConfig, teacher_preprocess
+from .loading import check_sd_folder, load_sd_parts, tiny_configs
+from .prompts import embed_prompts, load_prompt_embeddings, tiny_prompt_embeddings
 
 
 def _spec_loop() -> LoopConfig:
@@ -71,8 +79,6 @@ class _Items:
 
 def check_sources(*, sd_path=None, clip_path=None, prompt_embeddings=None, tiny: bool = False) -> None:
     """Usage errors of the source options, before any work is done."""
-    from .loading import check_sd_folder
-
     if bool(sd_path) == bool(tiny):
         raise ConfigError("teacher: give exactly one of --sd-path SD_DIR or --tiny")
     if clip_path and prompt_embeddings:
@@ -90,9 +96,7 @@ def build_source_teacher(cfg: TeacherRunConfig, *, sd_path=None, clip_path=None,
     a ``prompt_embeddings`` file, or (tiny only) a tiny random CLIP."""
     import torch
 
-    from .loading import load_sd_parts, tiny_configs
-    from .model import TeacherConfig, build_teacher
-    from .prompts import embed_prompts, load_prompt_embeddings, tiny_prompt_embeddings
+    from .model import build_teacher  # lazy: teacher.model imports torch at top
 
     check_sources(sd_path=sd_path, clip_path=clip_path, prompt_embeddings=prompt_embeddings, tiny=tiny)
     if clip_path:
@@ -120,9 +124,6 @@ def cache_moments(model, rows, out_dir: Path, batch_size: int = 16, cpu: bool = 
     from accelerate import PartialState
     from safetensors.torch import load_file, save_file
     from tqdm.auto import tqdm
-
-    from ..io import atomic_path
-    from .model import teacher_preprocess
 
     state = PartialState(cpu=cpu)
     pre = teacher_preprocess(model.config)
@@ -167,9 +168,6 @@ def evaluate_teacher(model, rows, moments, batch_size: int = 16) -> dict:
     import numpy as np
     import torch
 
-    from ..metrics import plcc, srcc
-    from .model import teacher_preprocess
-
     pre, device = teacher_preprocess(model.config), next(model.parameters()).device
     preds = []
     for b in range(0, len(rows), batch_size):
@@ -188,13 +186,9 @@ def train_teacher(manifest, out_dir, cfg: TeacherRunConfig | None = None, *, sd_
     import torch
     from accelerate import PartialState
 
-    from ..config import to_dict
-    from ..data.manifest import read_manifest
-    from ..io import atomic_path, write_json
-    from ..losses import rank_loss  # the one pairwise ranking loss (SPEC), shared with distillation
-    from ..quiet import LOG_NAME, third_party_output
-    from ..training import fit
-    from .model import save_teacher
+    # the one pairwise ranking loss (SPEC), shared with distillation
+    from ..losses import rank_loss  # lazy: losses imports torch at top
+    from .model import save_teacher  # lazy: teacher.model imports torch at top
 
     cfg = cfg or TeacherRunConfig()
     out_dir = Path(out_dir)
@@ -219,8 +213,6 @@ def train_teacher(manifest, out_dir, cfg: TeacherRunConfig | None = None, *, sd_
         # predictor reaches, and its first steps go into ranking images rather than into learning the mean.
         with torch.no_grad():
             model.decoder.head[-1].bias.fill_(sum(r.mos for r in train_rows) / len(train_rows) / 100.0)
-    from .model import teacher_preprocess
-
     items = _Items(train_rows, train_m, teacher_preprocess(model.config), model.scaling_factor,
                    cfg.sample_latents)
 

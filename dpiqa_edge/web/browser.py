@@ -15,6 +15,9 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from .bundle import ORT_FILES, ORT_WEB_VERSION, cache_dir
+from .serve import make_server, url_of
+
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-default-apps", "--mute-audio"]
 #: where Debian, Ubuntu and Google put the browser; $DPIQA_CHROMIUM overrides
@@ -44,8 +47,6 @@ def unavailable() -> str | None:
 
 
 def _ort_cached() -> bool:
-    from .bundle import ORT_FILES, ORT_WEB_VERSION, cache_dir
-
     folder = cache_dir() / f"onnxruntime-web-{ORT_WEB_VERSION}"
     return all((folder / f).is_file() for f in ORT_FILES)
 
@@ -90,8 +91,6 @@ def launch(extra_flags: list[str] | None = None, headless: bool = True, webgpu: 
 @contextlib.contextmanager
 def serving(folder: str | Path) -> Iterator[str]:
     """``dpiqa-edge serve``'s server for ``folder`` on 127.0.0.1 at a free port, in a thread; yields its URL."""
-    from .serve import make_server, url_of
-
     server = make_server(folder, "127.0.0.1", 0, quiet=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

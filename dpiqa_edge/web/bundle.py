@@ -28,6 +28,8 @@ from typing import Any
 
 from ..errors import ExportError
 from ..io import atomic_path, write_json, write_text
+from ..runtime import gate
+from ..runtime.image import MAX_PIXELS
 
 ORT_WEB_VERSION = "1.31.1"
 #: the npm registry's integrity of onnxruntime-web-1.31.1.tgz (npm view onnxruntime-web@1.31.1 dist.integrity)
@@ -122,8 +124,6 @@ def ort_web_dir(log=None) -> Path:
 
 def gate_config() -> dict[str, Any]:
     """CameraGate's defaults and the cheap checks' constants, as the page's gate takes them."""
-    from ..runtime import gate
-
     defaults = {k: p.default for k, p in inspect.signature(gate.CameraGate.__init__).parameters.items()
                 if k not in ("self", "threshold", "scorer")}
     return {**defaults, "dark": gate._DARK, "bright": gate._BRIGHT, "check_side": gate._CHECK_SIDE, "luma": list(gate._LUMA)}
@@ -132,8 +132,6 @@ def gate_config() -> dict[str, Any]:
 def write_bundle(dest: Path, model_file: str, log=None) -> dict[str, Any]:
     """Write the page, onnxruntime-web and config.json into ``dest`` (which holds ``model_file``);
     returns what export.json records about it."""
-    from ..runtime.image import MAX_PIXELS
-
     ort = ort_web_dir(log)
     dest = Path(dest)
     pkg = resources.files("dpiqa_edge.web") / "assets"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from . import serve as server_module  # a module, not its names: tests replace serve.make_server
 
 
 @click.command()
@@ -26,13 +30,9 @@ def serve(folder: str, host: str, port: int, cert: str | None, key: str | None, 
       same Wi-Fi:        dpiqa-edge serve DIR --host 0.0.0.0 --allow-remote --cert cert.pem --key key.pem
     Photos can be scored without HTTPS; only the live camera needs it.
     """
-    from pathlib import Path
-
-    from .serve import is_loopback, make_server, url_of
-
-    server = make_server(folder, host, port, cert, key, quiet=quiet, allow_remote=allow_remote)
-    url = url_of(server, https=bool(cert))
-    if allow_remote and not is_loopback(host):
+    server = server_module.make_server(folder, host, port, cert, key, quiet=quiet, allow_remote=allow_remote)
+    url = server_module.url_of(server, https=bool(cert))
+    if allow_remote and not server_module.is_loopback(host):
         click.secho(f"warning: listening on {host}: any machine that can reach it may load this page"
                     + ("" if cert else " over plain HTTP (unencrypted)"), fg="yellow", err=True)
     if not (Path(folder) / "model.onnx").is_file():
